@@ -1,0 +1,90 @@
+"""Every knob of the project in one place: names, paths, statuses, thresholds, windows.
+
+Values a deployment changes come from the environment (read when used, never cached at import),
+so tests and deployments switch them without code changes. The dlt-native settings (base URL,
+API key, destination credentials) are read by dlt itself from `.dlt/*.toml` or `SOURCES__...` /
+`DESTINATION__...` environment variables.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# Names shared by the source, the pipeline, the assets and the SQL.
+SOURCE_NAME = "fulfillment"
+RESOURCE_NAME = "fulfillment_data"
+PIPELINE_NAME = "fulfillment"
+DATASET_NAME = "fulfillment"
+ASSET_GROUP = "fulfillment"
+ENDPOINT_PATH = "/v1/fulfillment"
+
+# The seed's HTTP contract.
+PAGE_LIMIT = 100
+RETRY_STATUS_CODES: tuple[int, ...] = (429, 500, 502, 503, 504)
+MAX_RETRIES = 3  # so at most 1 + 3 attempts per page
+BACKOFF_FACTOR = 2.0  # waits of 2, 4, 8 s between attempts unless Retry-After says otherwise
+REQUEST_TIMEOUT_SECONDS = 60.0
+# An API whose pages never end must not run forever: the source fails past this many records.
+MAX_RECORDS = 50_000_000
+# Pages fetched at once when the API reports `total`; a 429 halves it (down to 1).
+PAGE_CONCURRENCY = 4
+
+# The statuses the fulfillment API documents; the accepted-status check defaults to these.
+ORDER_STATUSES: tuple[str, ...] = (
+    "pending",
+    "processing",
+    "shipped",
+    "delivered",
+    "cancelled",
+    "returned",
+)
+
+# Column hints for the loaded table: the three contract columns of the seed and the other fields
+# the API documents. Fields the API adds later are kept by dlt's schema evolution.
+CONTRACT_COLUMNS: dict[str, dict[str, object]] = {
+    "id": {"data_type": "bigint", "nullable": False},
+    "customer_id": {"data_type": "text", "nullable": True},
+    "order_status": {"data_type": "text", "nullable": True},
+}
+DOCUMENTED_COLUMNS: dict[str, dict[str, object]] = {
+    "created_at": {"data_type": "timestamp", "nullable": True},
+    "updated_at": {"data_type": "timestamp", "nullable": True},
+    "amount": {"data_type": "double", "nullable": True},
+    "currency": {"data_type": "text", "nullable": True},
+    "items_count": {"data_type": "bigint", "nullable": True},
+    "shipment": {"data_type": "json", "nullable": True},
+}
+COLUMN_DESCRIPTIONS: dict[str, str] = {
+    "id": "Fulfillment order id, unique; the merge key.",
+    "customer_id": "Customer the order belongs to; null when the API does not know it.",
+    "order_status": "Lifecycle status of the order, one of the documented statuses.",
+    "created_at": "When the order was created (UTC).",
+    "updated_at": "When the API last changed the order (UTC); the newest version wins a merge.",
+    "amount": "Order amount in `currency`.",
+    "currency": "ISO 4217 currency code.",
+    "items_count": "Number of items in the order.",
+    "shipment": "Shipment details (carrier, tracking number, shipped_at) as JSON.",
+}
+
+
+def data_dir() -> Path:
+    """Where the DuckDB file and dlt's pipeline state live (FULFILLMENT_DATA_DIR)."""
+    return Path(os.environ.get("FULFILLMENT_DATA_DIR", PROJECT_ROOT / "data")).resolve()
+
+
+def pipelines_dir() -> Path:
+    """dlt's working dir, set explicitly so it never lands in /var/dlt or ~/.dlt."""
+    return data_dir() / "dlt_pipelines"
+
+
+def duckdb_path() -> Path:
+    """The default DuckDB file; DESTINATION__DUCKDB__CREDENTIALS overrides it."""
+    return Path(os.environ.get("DESTINATION__DUCKDB__CREDENTIALS", data_dir() / "warehouse.duckdb"))
+
+
+def destination_name() -> str:
+    """The dlt destination (FULFILLMENT_DESTINATION): duckdb by default, any dlt destination."""
+    return os.environ.get("FULFILLMENT_DESTINATION", "duckdb")

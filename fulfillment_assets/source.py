@@ -1,0 +1,455 @@
+"""The fulfillment API as a dlt source: the seed's rest_api configuration plus a thin function.
+
+What this module adds to the seed, and why:
+- a retrying session with exactly the seed's policy (429/500/502/503/504, factor 2, 3 retries);
+- a page check that turns every bad answer into an error naming the page's offset and what was
+  wrong, with at most a short redacted excerpt of the body (never the key, never the whole body);
+- an offset paginator that stops on `total` when the API sends it and on a short page otherwise,
+  and refuses a `total` that changes mid-run or pages that never end;
+- read-ahead: once `total` is known, the next pages are fetched concurrently, handed out in order;
+- pages become Arrow tables with the declared column types, so dlt skips per-row normalization
+  and loads parquet; a page whose values do not fit the declared types is passed on as rows, so
+  dlt's schema evolution records the drift (a variant column) for the schema check to report.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from ipaddress import ip_address
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import dlt
+import orjson
+import pyarrow as pa
+import requests
+from dlt.extract.resource import DltResource
+from dlt.extract.source import DltSource
+from dlt.sources.helpers.requests import Client
+from dlt.sources.helpers.rest_client.paginators import OffsetPaginator
+from dlt.sources.rest_api import RESTAPIConfig, rest_api_resources
+
+from fulfillment_assets import settings
+
+API_KEY_SETTING = (
+    "SOURCES__FULFILLMENT__API_KEY (or api_key under [sources.fulfillment] in .dlt/secrets.toml)"
+)
+BASE_URL_SETTING = (
+    "SOURCES__FULFILLMENT__BASE_URL (or base_url under [sources.fulfillment] in .dlt/config.toml)"
+)
+_SECRET_IN_URL = re.compile(r"(api_key=)[^&\s'\"#]*", re.IGNORECASE)
+_EXCERPT_CHARS = 120
+
+
+class FulfillmentApiError(Exception):
+    """The fulfillment API could not be read; the message says where and why, without the key."""
+
+
+class FulfillmentHttpError(requests.HTTPError, FulfillmentApiError):
+    """An HTTP error status. Subclasses HTTPError so dlt's retry still sees the status code."""
+
+
+class FulfillmentPageError(FulfillmentApiError, ValueError):
+    """A 200 answer whose body breaks the API's contract."""
+
+
+def redact(text: str, api_key: str | None = None) -> str:
+    """Masks `api_key=...` in URLs, and the key itself wherever else it appears."""
+    text = _SECRET_IN_URL.sub(r"\1***", text)
+    if api_key:
+        text = text.replace(api_key, "***")
+    return text
+
+
+def _excerpt(response: requests.Response) -> str:
+    text = " ".join(response.content[:400].decode("utf-8", "replace").split())
+    return redact(text[:_EXCERPT_CHARS] + ("..." if len(text) > _EXCERPT_CHARS else ""))
+
+
+def _offset_of(url: str | None) -> int | None:
+    value = dict(parse_qsl(urlsplit(url or "").query)).get("offset")
+    return int(value) if value and value.isdigit() else None
+
+
+def _http_error(response: requests.Response) -> FulfillmentHttpError:
+    status, offset = response.status_code, _offset_of(response.request.url)
+    where = f"GET {settings.ENDPOINT_PATH} at offset {offset}"
+    if status in (401, 403):
+        what = (
+            f"the fulfillment API rejected the API key (HTTP {status}) on {where}: "
+            f"set {API_KEY_SETTING} to a valid key"
+        )
+    elif status == 404:
+        what = (
+            f"the fulfillment API has no {settings.ENDPOINT_PATH} here (HTTP 404): "
+            f"check {BASE_URL_SETTING}"
+        )
+    elif status in settings.RETRY_STATUS_CODES:
+        what = (
+            f"the fulfillment API answered HTTP {status} on {where}, "
+            f"still failing after {settings.MAX_RETRIES} retries"
+        )
+    else:
+        what = f"the fulfillment API refused {where} with HTTP {status}"
+    excerpt = _excerpt(response)
+    return FulfillmentHttpError(
+        f"{what}; body: {excerpt!r}" if excerpt else what, response=response
+    )
+
+
+def check_page(response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
+    """Response hook: fails on an error status or a body that breaks the contract.
+
+    The body is parsed once, with orjson, and handed to dlt through `response.json`.
+    """
+    if response.status_code >= 400:
+        raise _http_error(response)
+    offset = _offset_of(response.request.url)
+
+    def bad(what: str) -> FulfillmentPageError:
+        return FulfillmentPageError(f"the page at offset {offset} {what}")
+
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        content_type = response.headers.get("content-type", "no content-type")
+        return_excerpt = _excerpt(response)
+        raise bad(f"is not JSON ({content_type}); body: {return_excerpt!r}") from None
+    if not isinstance(body, dict) or "data" not in body:
+        raise bad("has no `data` field; expected {'data': [...], 'total': N}")
+    records = body["data"]
+    if not isinstance(records, list):
+        raise bad(f"has `data` of type {type(records).__name__}; expected a list of records")
+    for position, record in enumerate(records):
+        if type(record) is not dict:
+            raise bad(f"has record #{position} of type {type(record).__name__}; expected object")
+        if record.get("id") is None:
+            raise bad(f"has record #{position} without an `id`")
+    total = body.get("total")
+    if total is not None and (type(total) is not int or total < 0):
+        raise bad(f"has `total` {str(total)[:40]!r}; expected a non-negative integer")
+    response.json = lambda *a, **k: body  # type: ignore[method-assign]
+    return response
+
+
+class PageReadAhead:
+    """Fetches the pages after the current one concurrently once `total` is known.
+
+    rest_api walks offsets one request at a time; this sits in the session's `send`, so the walk
+    stays rest_api's own while up to `concurrency` later pages are already in flight. Pages are
+    handed out in offset order, so results equal the sequential walk. A 429 halves the window.
+    """
+
+    def __init__(self, send: Callable[..., requests.Response], concurrency: int) -> None:
+        self._send = send
+        self._max_window = max(1, concurrency)
+        self.window = self._max_window
+        self._lock = threading.Lock()
+        self._pending: dict[int, Future[requests.Response]] = {}
+        self._pool: ThreadPoolExecutor | None = None
+        self._template: tuple[requests.PreparedRequest, dict[str, Any]] | None = None
+        self._next_offset = 0
+        self._stop_offset = 0
+        self._limit = settings.PAGE_LIMIT
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> PageReadAhead:
+        # rest_api deep-copies its config to validate it; the copy must share this one's state.
+        return self
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        offset = _offset_of(request.url)
+        with self._lock:
+            future = self._pending.pop(offset, None) if offset is not None else None
+            self._template = (request, kwargs)
+        response = self._send(request, **kwargs) if future is None else future.result()
+        self._fill_window()
+        return response
+
+    def plan(self, next_offset: int, stop_offset: int, limit: int) -> None:
+        """Pages from `next_offset` below `stop_offset` may be fetched ahead of their turn."""
+        with self._lock:
+            if self._max_window <= 1:
+                return
+            self._next_offset = max(self._next_offset, next_offset)
+            self._stop_offset, self._limit = stop_offset, limit
+        self._fill_window()
+
+    def throttle(self) -> None:
+        """Called on a 429: fewer pages at once from now on."""
+        self.window = max(1, self.window // 2)
+
+    def close(self) -> None:
+        with self._lock:
+            for future in self._pending.values():
+                future.cancel()
+            self._pending.clear()
+            self._next_offset = self._stop_offset = 0
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _fill_window(self) -> None:
+        with self._lock:
+            if self._template is None:
+                return
+            while self._next_offset < self._stop_offset and len(self._pending) < self.window - 1:
+                offset = self._next_offset
+                self._next_offset += self._limit
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(self._max_window, "fulfillment-page")
+                request = self._template[0].copy()
+                request.prepare_url(_with_offset(request.url, offset), None)
+                self._pending[offset] = self._pool.submit(self._send, request, **self._template[1])
+
+
+def _with_offset(url: str, offset: int) -> str:
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    query["offset"] = str(offset)
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+class FulfillmentPaginator(OffsetPaginator):
+    """Offset pages of `limit`: stops on `total`, or on a short or empty page without it.
+
+    Unlike dlt's default it never needs `total`, never quotes the body, refuses a `total` that
+    moves mid-run (the pages would overlap or skip records) and pages that never end.
+    """
+
+    def __init__(self, limit: int, max_records: int, read_ahead: PageReadAhead) -> None:
+        super().__init__(limit=limit, total_path=None, stop_after_empty_page=True)
+        self.max_records = max_records
+        self.read_ahead = read_ahead
+        self.total: int | None = None
+
+    def init_request(self, request: requests.Request) -> None:
+        self.total = None
+        super().init_request(request)
+
+    def update_state(self, response: requests.Response, data: list[Any] | None = None) -> None:
+        offset = self.current_value
+        total = response.json().get("total")
+        if total is not None:
+            if self.total is not None and total != self.total:
+                self.read_ahead.close()
+                raise FulfillmentPageError(
+                    f"the page at offset {offset} reports total {total}, earlier pages "
+                    f"{self.total}: the data changed while paging; run again"
+                )
+            self.total = total
+        self.current_value = offset + self.limit
+        if self.total is not None:
+            self._has_next_page = self.current_value < self.total
+            if self._has_next_page and not data:
+                raise FulfillmentPageError(
+                    f"the page at offset {offset} is empty but the API reports total {self.total}"
+                )
+        else:
+            self._has_next_page = len(data or ()) >= self.limit
+        if self._has_next_page and self.current_value >= self.max_records:
+            self.read_ahead.close()
+            raise FulfillmentPageError(
+                f"the API still has pages after {self.max_records} records (offset "
+                f"{self.current_value}); raise max_records if that many are expected"
+            )
+        if not self._has_next_page:
+            self.read_ahead.close()
+        elif self.total is not None:
+            self.read_ahead.plan(self.current_value, min(self.total, self.max_records), self.limit)
+
+
+def build_session(
+    api_key: str, request_timeout: float, backoff_factor: float, read_ahead_pages: int
+) -> tuple[requests.Session, PageReadAhead]:
+    """dlt's retrying session with the seed's policy, read-ahead, and errors without the key."""
+    session = Client(
+        request_timeout=request_timeout,
+        raise_for_status=False,
+        status_codes=settings.RETRY_STATUS_CODES,
+        request_max_attempts=1 + settings.MAX_RETRIES,
+        request_backoff_factor=backoff_factor,
+        respect_retry_after_header=True,
+    ).session
+    retrying_send = session.send
+
+    def send_without_key_in_errors(
+        request: requests.PreparedRequest, **kwargs: Any
+    ) -> requests.Response:
+        try:
+            response = retrying_send(request, **kwargs)
+            if response.status_code == 429:
+                read_ahead.throttle()
+            return response
+        except FulfillmentApiError:
+            raise
+        except requests.RequestException as error:
+            failure = error
+        # Raised outside the except block, so no exception chain carries the unredacted URL.
+        raise FulfillmentApiError(_describe_transport_error(failure, request, api_key))
+
+    read_ahead = PageReadAhead(send_without_key_in_errors, read_ahead_pages)
+    session.send = read_ahead.send  # type: ignore[method-assign]
+    return session, read_ahead
+
+
+def _describe_transport_error(
+    error: requests.RequestException, request: requests.PreparedRequest, api_key: str
+) -> str:
+    kind = {
+        requests.exceptions.ConnectTimeout: "connecting timed out",
+        requests.exceptions.ReadTimeout: "no answer within the request timeout",
+        requests.exceptions.ChunkedEncodingError: "the connection dropped mid-body",
+        requests.exceptions.ConnectionError: "could not connect",
+    }
+    reason = next((text for cls, text in kind.items() if isinstance(error, cls)), "request failed")
+    detail = redact(str(error), api_key)[:200]
+    return (
+        f"{reason} on GET {settings.ENDPOINT_PATH} at offset {_offset_of(request.url)} "
+        f"after {1 + settings.MAX_RETRIES} attempts ({redact(request.url or '')}): {detail}"
+    )
+
+
+def check_base_url(base_url: str, allow_insecure_http: bool) -> str:
+    """The key travels in the query string: plain http is for loopback unless opted in."""
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise FulfillmentApiError(
+            f"base_url {redact(base_url)!r} is not an http(s) URL: check {BASE_URL_SETTING}"
+        )
+    if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.hostname):
+        raise FulfillmentApiError(
+            f"base_url {redact(base_url)!r} is plain http on a non-loopback host, so the API key "
+            "would travel in clear text: use https, or set SOURCES__FULFILLMENT__"
+            "ALLOW_INSECURE_HTTP=true to accept that risk"
+        )
+    return base_url.rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# Arrow types of the documented columns. Other fields are inferred by pyarrow per page.
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "id": pa.int64(),
+    "customer_id": pa.string(),
+    "order_status": pa.string(),
+    "created_at": pa.timestamp("us", tz="UTC"),
+    "updated_at": pa.timestamp("us", tz="UTC"),
+    "amount": pa.float64(),
+    "currency": pa.string(),
+    "items_count": pa.int64(),
+}
+_STRICT_PYTHON_TYPES: dict[str, tuple[type, ...]] = {
+    "id": (int,),
+    "customer_id": (str,),
+    "order_status": (str,),
+    "created_at": (str,),
+    "updated_at": (str,),
+    "amount": (float, int),
+    "currency": (str,),
+    "items_count": (int,),
+}
+
+
+def page_to_arrow(page: list[dict[str, Any]]) -> pa.Table | list[dict[str, Any]]:
+    """One page as an Arrow table with the declared types, or as rows when a value does not fit.
+
+    Nested objects and lists become JSON text (the `json` data type in the destination).
+    """
+    if not page:
+        return page
+    names = list(dict.fromkeys(key for record in page for key in record))
+    arrays: list[pa.Array] = []
+    try:
+        for name in names:
+            values = [record.get(name) for record in page]
+            allowed = _STRICT_PYTHON_TYPES.get(name)
+            if allowed and any(v is not None and type(v) not in allowed for v in values):
+                return page
+            if any(isinstance(v, (dict, list)) for v in values):
+                values = [None if v is None else orjson.dumps(v).decode() for v in values]
+                arrays.append(pa.array(values, pa.string()))
+                continue
+            arrow_type = _ARROW_TYPES.get(name)
+            if arrow_type is not None and pa.types.is_timestamp(arrow_type):
+                arrays.append(pa.array(values, pa.string()).cast(arrow_type))
+            else:
+                arrays.append(pa.array(values, arrow_type))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return page
+    return pa.Table.from_arrays(arrays, names=names)
+
+
+def fulfillment_config(
+    base_url: str, api_key: str, session: requests.Session, paginator: OffsetPaginator
+) -> RESTAPIConfig:
+    """The seed's rest_api configuration, with this project's session, paginator and hints."""
+    return {
+        "client": {
+            "base_url": base_url,
+            "auth": {"type": "api_key", "name": "api_key", "api_key": api_key, "location": "query"},
+            "session": session,
+        },
+        "resource_defaults": {"primary_key": "id", "write_disposition": "merge"},
+        "resources": [
+            {
+                "name": settings.RESOURCE_NAME,
+                "endpoint": {
+                    "path": settings.ENDPOINT_PATH,
+                    "data_selector": "data",
+                    "paginator": paginator,
+                    "response_actions": [check_page],
+                },
+                "columns": {
+                    **settings.CONTRACT_COLUMNS,
+                    **settings.DOCUMENTED_COLUMNS,
+                    # The newest version of a record wins when one load sees an id twice.
+                    "updated_at": {
+                        **settings.DOCUMENTED_COLUMNS["updated_at"],
+                        "dedup_sort": "desc",
+                    },
+                },
+                # Nested objects stay JSON columns, the same whether a page loads as Arrow or rows.
+                "max_table_nesting": 0,
+            }
+        ],
+    }
+
+
+@dlt.source(name=settings.SOURCE_NAME, section=settings.SOURCE_NAME)
+def fulfillment(
+    base_url: str = dlt.config.value,
+    api_key: str = dlt.secrets.value,
+    page_limit: int = settings.PAGE_LIMIT,
+    max_records: int = settings.MAX_RECORDS,
+    page_concurrency: int = settings.PAGE_CONCURRENCY,
+    request_timeout: float = settings.REQUEST_TIMEOUT_SECONDS,
+    backoff_factor: float = settings.BACKOFF_FACTOR,
+    allow_insecure_http: bool = False,
+    arrow_pages: bool = True,
+) -> list[DltResource]:
+    """Fulfillment records from `GET {base_url}/v1/fulfillment`, one resource: fulfillment_data."""
+    base_url = check_base_url(base_url, allow_insecure_http)
+    session, read_ahead = build_session(api_key, request_timeout, backoff_factor, page_concurrency)
+    paginator = FulfillmentPaginator(page_limit, max_records, read_ahead)
+    (resource,) = rest_api_resources(fulfillment_config(base_url, api_key, session, paginator))
+    if arrow_pages:
+        resource.add_step(lambda page, meta=None: page_to_arrow(page))
+    return [resource]
+
+
+def describe_fulfillment() -> DltSource:
+    """The source as Dagster reads it when a code location loads: names and hints only.
+
+    No request is made and no secret is read; each run builds the source from configuration.
+    """
+    return fulfillment(base_url="https://fulfillment.invalid", api_key="resolved-at-run-time")

@@ -1,0 +1,224 @@
+"""The raw table through Dagster: exactly the API's records, merged, paginated, retried."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance
+
+from fulfillment_assets.demo_api import Dataset, DemoApiServer
+from fulfillment_assets_tests.conftest import materialize_all, query, table_snapshot
+
+
+def _api_rows(api: DemoApiServer) -> list[tuple]:
+    """What the API serves, one row per id, in the raw table's snapshot shape."""
+    dataset = Dataset(api.options)
+    rows = []
+    for record_id in range(1, dataset.n + 1):
+        record = dataset.record(record_id)
+        rows.append(
+            (
+                record["id"],
+                record.get("customer_id"),
+                record.get("order_status"),
+                datetime.fromisoformat(record["updated_at"]),
+                record["amount"],
+            )
+        )
+    return rows
+
+
+def _ids_requested(api: DemoApiServer) -> list[int | None]:
+    return [request.offset for request in api.requests]
+
+
+def test_loads_exactly_the_api_records_and_a_rerun_adds_no_duplicates(
+    demo_api: DemoApiServer, instance: DagsterInstance, isolated_environment: Path
+) -> None:
+    result = materialize_all(instance)
+
+    assert result.success
+    expected = _api_rows(demo_api)
+    assert table_snapshot(isolated_environment) == expected
+    # Not a multiple of 100: 12 full pages and a short one, and no request past the end.
+    assert sorted(_ids_requested(demo_api)) == list(range(0, 1300, 100))
+    materialization = result.asset_materializations_for_node("fulfillment_ingest")[0]
+    assert materialization.metadata["dagster/row_count"].value == 1234
+    schema = materialization.metadata["dagster/column_schema"].value
+    assert {"id", "customer_id", "order_status"} <= {column.name for column in schema.columns}
+
+    assert materialize_all(instance).success
+    assert table_snapshot(isolated_environment) == expected
+    ((rows, distinct_ids),) = query(
+        isolated_environment,
+        "SELECT count(*), count(DISTINCT id) FROM fulfillment.fulfillment_data",
+    )
+    assert rows == distinct_ids == 1234
+
+
+def test_declared_column_types_and_nullability(
+    demo_api: DemoApiServer, instance: DagsterInstance, isolated_environment: Path
+) -> None:
+    materialize_all(instance)
+
+    columns = {
+        name: (data_type, nullable)
+        for name, data_type, nullable in query(
+            isolated_environment,
+            "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
+            "WHERE table_schema = 'fulfillment' AND table_name = 'fulfillment_data'",
+        )
+    }
+    assert columns["id"] == ("BIGINT", "NO")
+    assert columns["customer_id"] == ("VARCHAR", "YES")
+    assert columns["order_status"] == ("VARCHAR", "YES")
+    # Nested data is kept as a JSON column.
+    assert columns["shipment"][0] == "JSON"
+
+
+def test_extra_fields_from_the_api_are_kept(
+    demo_api: DemoApiServer, instance: DagsterInstance, isolated_environment: Path
+) -> None:
+    demo_api.configure(records=150, extra_fields={"warehouse_code": "BER-1", "priority": 2})
+
+    materialize_all(instance)
+
+    assert query(
+        isolated_environment,
+        "SELECT count(*), min(warehouse_code), max(priority) FROM fulfillment.fulfillment_data",
+    ) == [(150, "BER-1", 2)]
+
+
+def test_pages_without_total_stop_on_the_short_page(
+    demo_api: DemoApiServer, instance: DagsterInstance, isolated_environment: Path
+) -> None:
+    demo_api.configure(records=250, include_total=False)
+
+    assert materialize_all(instance).success
+
+    assert query(isolated_environment, "SELECT count(*) FROM fulfillment.fulfillment_data") == [
+        (250,)
+    ]
+    assert _ids_requested(demo_api) == [0, 100, 200]
+
+
+def test_without_total_a_full_last_page_stops_on_the_empty_page(
+    demo_api: DemoApiServer, instance: DagsterInstance, isolated_environment: Path
+) -> None:
+    demo_api.configure(records=200, include_total=False)
+
+    assert materialize_all(instance).success
+
+    assert _ids_requested(demo_api) == [0, 100, 200]
+    assert query(isolated_environment, "SELECT count(*) FROM fulfillment.fulfillment_data") == [
+        (200,)
+    ]
+
+
+def test_an_empty_api_loads_nothing_and_succeeds(
+    demo_api: DemoApiServer, instance: DagsterInstance
+) -> None:
+    demo_api.configure(records=0)
+
+    result = materialize_all(instance)
+
+    assert result.success
+    materialization = result.asset_materializations_for_node("fulfillment_ingest")[0]
+    assert materialization.metadata["dagster/row_count"].value == 0
+    assert _ids_requested(demo_api) == [0]
+
+
+def test_a_503_burst_is_retried_and_everything_loads(
+    demo_api: DemoApiServer, instance: DagsterInstance, isolated_environment: Path
+) -> None:
+    demo_api.configure(records=300, fail_status=503, fail_times=2)
+
+    assert materialize_all(instance).success
+
+    assert query(isolated_environment, "SELECT count(*) FROM fulfillment.fulfillment_data") == [
+        (300,)
+    ]
+    statuses = [(request.offset, request.status) for request in demo_api.requests]
+    for offset in (0, 100, 200):
+        assert [status for at, status in statuses if at == offset] == [503, 503, 200]
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
+def test_a_persistent_retryable_status_fails_after_exactly_four_attempts(
+    status: int, demo_api: DemoApiServer, instance: DagsterInstance
+) -> None:
+    demo_api.configure(records=300, fail_status=status, fail_offsets={100})
+
+    result = materialize_all(instance, raise_on_error=False)
+
+    assert not result.success
+    attempts = [request for request in demo_api.requests if request.offset == 100]
+    assert len(attempts) == 4
+    message = _failure_message(result)
+    assert f"HTTP {status}" in message and "offset 100" in message
+
+
+def test_retry_after_is_honoured(demo_api: DemoApiServer, instance: DagsterInstance) -> None:
+    demo_api.configure(records=50, fail_status=429, fail_times=1, retry_after="1")
+
+    assert materialize_all(instance).success
+
+    first, second = demo_api.requests[:2]
+    assert (first.status, second.status) == (429, 200)
+    assert 0.9 <= second.at - first.at < 3
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404])
+def test_other_client_errors_fail_at_once_with_a_message_that_says_what_to_fix(
+    status: int, demo_api: DemoApiServer, instance: DagsterInstance
+) -> None:
+    demo_api.configure(records=50, fail_status=status)
+
+    result = materialize_all(instance, raise_on_error=False)
+
+    assert not result.success
+    assert len(demo_api.requests) == 1
+    message = _failure_message(result)
+    assert f"HTTP {status}" in message
+    if status in (401, 403):
+        assert "rejected the API key" in message and "SOURCES__FULFILLMENT__API_KEY" in message
+    if status == 404:
+        assert "SOURCES__FULFILLMENT__BASE_URL" in message
+
+
+def test_a_wrong_key_is_a_401_that_names_the_setting(
+    demo_api: DemoApiServer, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOURCES__FULFILLMENT__API_KEY", "not-the-key")
+
+    result = materialize_all(instance, raise_on_error=False)
+
+    assert not result.success
+    message = _failure_message(result)
+    assert "HTTP 401" in message and "SOURCES__FULFILLMENT__API_KEY" in message
+    assert "not-the-key" not in message
+
+
+def test_a_run_without_a_key_fails_naming_the_setting(
+    demo_api: DemoApiServer, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SOURCES__FULFILLMENT__API_KEY")
+
+    result = materialize_all(instance, raise_on_error=False)
+
+    assert not result.success
+    assert "SOURCES__FULFILLMENT__API_KEY" in _failure_message(result)
+    assert demo_api.requests == []
+
+
+def _failure_message(result) -> str:
+    failures = [event for event in result.all_events if event.is_step_failure]
+    assert failures, "expected a failed step"
+    error = failures[0].step_failure_data.error
+    messages = []
+    while error is not None:
+        messages.append(error.message)
+        error = error.cause
+    return "\n".join(messages)
