@@ -1,0 +1,284 @@
+"""The demo fulfillment API as a Starlette app, with runtime-switchable faults."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Literal, NamedTuple, get_args
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from fulfillment_assets.demo_api.data import Dataset
+
+DEMO_API_KEY = "demo-key"
+REQUEST_LOG_MAXLEN = 100_000
+JSON = "application/json"
+
+MalformedKind = Literal[
+    "html",
+    "truncated",
+    "no_data",
+    "data_not_list",
+    "record_not_object",
+    "record_without_id",
+    "total_not_number",
+    "total_changes",
+    "empty_body",
+]
+MALFORMED_KINDS: tuple[str, ...] = get_args(MalformedKind)
+
+_ID_SET_FIELDS = (
+    "missing_customer_id_ids",
+    "missing_order_status_ids",
+    "unknown_status_ids",
+    "duplicate_ids",
+    "customer_id_as_int_ids",
+)
+
+
+@dataclass(frozen=True)
+class DemoApiOptions:
+    """What the server serves and which faults it injects; defaults mean "no fault"."""
+
+    records: int = 1000
+    seed: int = 0
+    data_version: int = 0
+    # repr=False: options get printed and logged, the key must not be.
+    api_key: str = field(default=DEMO_API_KEY, repr=False)
+    forbidden: bool = False
+    max_limit: int = 1000
+    include_total: bool = True
+    endless: bool = False
+    latency_ms: float = 0
+    fail_status: int | None = None
+    fail_times: int | None = None
+    fail_offsets: frozenset[int] | None = None
+    retry_after: str | None = None
+    malformed: MalformedKind | None = None
+    malformed_offset: int = 0
+    drop_connection_offset: int | None = None
+    hang_offset: int | None = None
+    hang_seconds: float = 30
+    null_customer_id_fraction: float = 0.02
+    null_order_status_fraction: float = 0.01
+    missing_customer_id_ids: frozenset[int] = frozenset()
+    missing_order_status_ids: frozenset[int] = frozenset()
+    unknown_status_ids: frozenset[int] = frozenset()
+    duplicate_ids: frozenset[int] = frozenset()
+    customer_id_as_int_ids: frozenset[int] = frozenset()
+    extra_fields: dict[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Accept any iterable of ids (lists, sets) so configure() calls stay terse.
+        for name in _ID_SET_FIELDS:
+            object.__setattr__(self, name, frozenset(getattr(self, name)))
+        if self.fail_offsets is not None:
+            object.__setattr__(self, "fail_offsets", frozenset(self.fail_offsets))
+        object.__setattr__(self, "extra_fields", dict(self.extra_fields))
+        if self.records < 0 or self.max_limit < 1:
+            raise ValueError("records must be >= 0 and max_limit >= 1")
+        for name in ("null_customer_id_fraction", "null_order_status_fraction"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be between 0 and 1")
+        if self.malformed is not None and self.malformed not in MALFORMED_KINDS:
+            raise ValueError(f"malformed must be one of {MALFORMED_KINDS}")
+        if self.fail_status is not None and not 100 <= self.fail_status <= 599:
+            raise ValueError("fail_status must be an HTTP status code")
+
+
+class RequestRecord(NamedTuple):
+    """One /v1/fulfillment request; offset/limit as sent (None if invalid, limit uncapped)."""
+
+    offset: int | None
+    limit: int | None
+    status: int
+    at: float
+
+
+class _Live(NamedTuple):
+    # Swapped as one object so a request never sees half-applied options.
+    options: DemoApiOptions
+    dataset: Dataset
+    fail_counts: dict[int, int]
+
+
+class DemoApiState:
+    """The mutable side of a running app: current options and the request log."""
+
+    def __init__(self, options: DemoApiOptions) -> None:
+        self.live = _Live(options, Dataset(options), {})
+        self._log: deque[RequestRecord] = deque(maxlen=REQUEST_LOG_MAXLEN)
+        self._lock = threading.Lock()
+        # Set by the server on stop so hanging requests end instead of blocking shutdown.
+        self.closing = False
+
+    @property
+    def options(self) -> DemoApiOptions:
+        return self.live.options
+
+    def configure(self, options: DemoApiOptions | None = None, /, **changes: Any) -> DemoApiOptions:
+        """Apply `changes` to `options` (default: current ones); resets failure counters."""
+        options = dataclasses.replace(options or self.live.options, **changes)
+        self.live = _Live(options, Dataset(options), {})
+        return options
+
+    def log(self, offset: int | None, limit: int | None, status: int) -> None:
+        with self._lock:
+            self._log.append(RequestRecord(offset, limit, status, time.monotonic()))
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        with self._lock:
+            return list(self._log)
+
+    def clear_requests(self) -> None:
+        with self._lock:
+            self._log.clear()
+
+
+class _DroppedResponse(Response):
+    """Starts a chunked 200 and stops mid-body; uvicorn then closes the connection."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-type", JSON.encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        body = {"type": "http.response.body", "body": self.body[: len(self.body) // 2]}
+        await send({**body, "more_body": True})
+        # Returning without the final chunk is the drop (uvicorn logs one error line).
+
+
+_HTML = b"<html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1></body></html>"
+_HEALTHY = b'{"ok":true}'
+
+
+def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, media_type=JSON, headers=headers)
+
+
+def _int_param(raw: str | None, default: int) -> int | None:
+    if raw is None:
+        return default
+    # isdigit rejects signs, spaces and "1_000" that int() would accept; the length cap
+    # keeps int() away from its huge-string error.
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 18 else None
+
+
+async def _hang(receive: Receive, seconds: float, state: DemoApiState) -> None:
+    """Sleep `seconds`, but stop early if the client leaves or the server is stopping."""
+
+    async def disconnected() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    # Without the early exits, shutdown would wait out (or cancel noisily) every hang.
+    waiter = asyncio.ensure_future(disconnected())
+    deadline = time.monotonic() + seconds
+    try:
+        while not waiter.done() and not state.closing and time.monotonic() < deadline:
+            await asyncio.wait({waiter}, timeout=min(0.1, deadline - time.monotonic()))
+    finally:
+        waiter.cancel()
+
+
+def _malformed(kind: str, payload: dict[str, Any], ds: Dataset, offset: int) -> Response:
+    if kind == "html":
+        return Response(_HTML, media_type="text/html")
+    if kind == "empty_body":
+        return Response(b"", media_type=JSON)
+    if kind == "truncated":
+        body = orjson.dumps(payload)
+        return Response(body[: len(body) // 2], media_type=JSON)
+    data = payload["data"]
+    if kind == "no_data":
+        del payload["data"]
+    elif kind == "data_not_list":
+        payload["data"] = {"records": data}
+    elif kind == "record_not_object":
+        data[:1] = ["not a record"]
+    elif kind == "record_without_id":
+        if not data:
+            data.append(ds.record(offset + 1))
+        del data[0]["id"]
+    elif kind == "total_not_number":
+        payload["total"] = "many"
+    return _json(200, payload)
+
+
+def build_app(options: DemoApiOptions | None = None) -> Starlette:
+    """The Starlette app; its DemoApiState is at `app.state.demo_api`."""
+    state = DemoApiState(options or DemoApiOptions())
+
+    async def fulfillment(request: Request) -> Response:
+        live = state.live
+        opts = live.options
+        if opts.latency_ms:
+            await asyncio.sleep(opts.latency_ms / 1000)
+        params = request.query_params
+        offset = _int_param(params.get("offset"), 0)
+        limit = _int_param(params.get("limit"), 100)
+        if params.get("api_key") != opts.api_key:
+            state.log(offset, limit, 401)
+            return _json(401, {"error": "invalid or missing api_key"})
+        if opts.forbidden:
+            state.log(offset, limit, 403)
+            return _json(403, {"error": "forbidden"})
+        if offset is None or limit is None:
+            state.log(offset, limit, 400)
+            return _json(400, {"error": "offset and limit must be non-negative integers"})
+        if offset == opts.hang_offset:
+            await _hang(request.receive, opts.hang_seconds, state)
+        if opts.fail_status is not None and (
+            opts.fail_offsets is None or offset in opts.fail_offsets
+        ):
+            failed = live.fail_counts.get(offset, 0)
+            if opts.fail_times is None or failed < opts.fail_times:
+                live.fail_counts[offset] = failed + 1
+                headers = None
+                if opts.retry_after is not None and opts.fail_status in (429, 503):
+                    headers = {"Retry-After": opts.retry_after}
+                state.log(offset, limit, opts.fail_status)
+                return _json(opts.fail_status, {"error": "injected fault"}, headers)
+
+        ds = live.dataset
+        page_limit = min(limit, opts.max_limit)
+        payload: dict[str, Any] = {"data": ds.page(offset, page_limit)}
+        if opts.include_total and not opts.endless:
+            grows = opts.malformed == "total_changes" and offset >= opts.malformed_offset
+            payload["total"] = ds.total + 50 if grows else ds.total
+        payload["offset"] = offset
+        payload["limit"] = page_limit
+        state.log(offset, limit, 200)
+        if offset == opts.drop_connection_offset:
+            return _DroppedResponse(orjson.dumps(payload))
+        if opts.malformed is not None and offset == opts.malformed_offset:
+            return _malformed(opts.malformed, payload, ds, offset)
+        return Response(orjson.dumps(payload), media_type=JSON)
+
+    async def healthz(request: Request) -> Response:
+        return Response(_HEALTHY, media_type=JSON)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        # Covers 404 for unknown paths and 405; never echoes the URL (it may hold the key).
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        message = {404: "not found", 405: "method not allowed"}.get(status, "request failed")
+        return _json(status, {"error": message})
+
+    app = Starlette(
+        routes=[
+            Route("/v1/fulfillment", fulfillment, methods=["GET"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ],
+        exception_handlers={HTTPException: http_error},
+    )
+    app.state.demo_api = state
+    return app
