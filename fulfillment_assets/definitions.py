@@ -4,14 +4,29 @@ from dagster import Definitions, in_process_executor
 from dagster_dlt import DagsterDltResource
 
 from fulfillment_assets.assets import fulfillment_api, fulfillment_dlt_assets
-from fulfillment_assets.automation import fulfillment_refresh_job
+from fulfillment_assets.automation import (
+    FRESHNESS_POLICY,
+    fulfillment_freshness_sensor,
+    fulfillment_refresh_job,
+    fulfillment_refresh_schedule,
+    refresh_selection,
+)
+from fulfillment_assets.checks import raw_table_checks
+from fulfillment_assets.models import model_assets, model_checks
 from fulfillment_assets.warehouse import Warehouse
 
 defs = Definitions(
-    assets=[fulfillment_api, fulfillment_dlt_assets],
+    assets=[fulfillment_api, fulfillment_dlt_assets, *model_assets],
+    asset_checks=[*raw_table_checks, *model_checks],
     jobs=[fulfillment_refresh_job],
+    schedules=[fulfillment_refresh_schedule],
+    sensors=[fulfillment_freshness_sensor],
     resources={"dlt": DagsterDltResource(), "warehouse": Warehouse()},
     # One process per step buys nothing here: the steps are I/O-bound SQL and HTTP, and a
     # process costs seconds per run.
     executor=in_process_executor,
+).map_resolved_asset_specs(
+    # One freshness policy for the raw table and everything built on it.
+    func=lambda spec: spec.replace_attributes(freshness_policy=FRESHNESS_POLICY),
+    selection=refresh_selection,
 )

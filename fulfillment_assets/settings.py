@@ -9,6 +9,8 @@ API key, destination credentials) are read by dlt itself from `.dlt/*.toml` or `
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -70,6 +72,34 @@ COLUMN_DESCRIPTIONS: dict[str, str] = {
 }
 
 
+# Data-quality thresholds, as the fraction of rows that break a rule: above `warn_above` the check
+# fails with WARN severity (shown, does not block), above `error_above` with ERROR (blocks the
+# downstream tables). Documented in the README.
+@dataclass(frozen=True)
+class Threshold:
+    warn_above: float
+    error_above: float
+
+
+CHECK_THRESHOLDS: dict[str, Threshold] = {
+    "customer_id_not_null": Threshold(warn_above=0.0, error_above=0.05),
+    "order_status_not_null": Threshold(warn_above=0.0, error_above=0.05),
+    "order_status_accepted": Threshold(warn_above=0.0, error_above=0.01),
+}
+# Up to this many offending ids are shown on a check result.
+SAMPLE_IDS = 20
+
+# Freshness: the raw table and everything on it should be newer than FAIL, ideally than WARN.
+FRESHNESS_FAIL_WINDOW = timedelta(hours=24)
+FRESHNESS_WARN_WINDOW = timedelta(hours=12)
+# How often the freshness sensor looks, and how long it waits after requesting a refresh before it
+# requests another (so a failing API is not hammered with runs).
+FRESHNESS_SENSOR_INTERVAL_SECONDS = 300
+FRESHNESS_RETRY_BACKOFF = timedelta(minutes=30)
+# The regular refresh (off by default; turn it on in the UI under Automation).
+REFRESH_CRON = "0 */6 * * *"
+
+
 def data_dir() -> Path:
     """Where the DuckDB file and dlt's pipeline state live (FULFILLMENT_DATA_DIR)."""
     return Path(os.environ.get("FULFILLMENT_DATA_DIR", PROJECT_ROOT / "data")).resolve()
@@ -83,6 +113,14 @@ def pipelines_dir() -> Path:
 def duckdb_path() -> Path:
     """The default DuckDB file; DESTINATION__DUCKDB__CREDENTIALS overrides it."""
     return Path(os.environ.get("DESTINATION__DUCKDB__CREDENTIALS", data_dir() / "warehouse.duckdb"))
+
+
+def accepted_statuses() -> tuple[str, ...]:
+    """Statuses the accepted-status check allows: FULFILLMENT_ACCEPTED_STATUSES (a,b,c)."""
+    configured = os.environ.get("FULFILLMENT_ACCEPTED_STATUSES")
+    if not configured:
+        return ORDER_STATUSES
+    return tuple(status.strip() for status in configured.split(",") if status.strip())
 
 
 def destination_name() -> str:

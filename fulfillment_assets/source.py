@@ -337,56 +337,77 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-# Arrow types of the documented columns. Other fields are inferred by pyarrow per page.
-_ARROW_TYPES: dict[str, pa.DataType] = {
-    "id": pa.int64(),
-    "customer_id": pa.string(),
-    "order_status": pa.string(),
-    "created_at": pa.timestamp("us", tz="UTC"),
-    "updated_at": pa.timestamp("us", tz="UTC"),
-    "amount": pa.float64(),
-    "currency": pa.string(),
-    "items_count": pa.int64(),
+# Python types each dlt data type accepts from JSON; anything else is a type drift.
+_ACCEPTS: dict[str, tuple[type, ...]] = {
+    "bigint": (int,),
+    "double": (float, int),
+    "bool": (bool,),
+    "text": (str,),
+    "timestamp": (str,),
+    "json": (dict, list),
 }
-_STRICT_PYTHON_TYPES: dict[str, tuple[type, ...]] = {
-    "id": (int,),
-    "customer_id": (str,),
-    "order_status": (str,),
-    "created_at": (str,),
-    "updated_at": (str,),
-    "amount": (float, int),
-    "currency": (str,),
-    "items_count": (int,),
+_DLT_TYPE_OF: dict[type, str] = {
+    int: "bigint",
+    float: "double",
+    bool: "bool",
+    str: "text",
+    dict: "json",
+    list: "json",
+}
+_ARROW_TYPE_OF: dict[str, pa.DataType] = {
+    "bigint": pa.int64(),
+    "double": pa.float64(),
+    "bool": pa.bool_(),
+    "text": pa.string(),
+    "json": pa.string(),  # JSON text; the column hint makes it JSON in the destination
+}
+_TIMESTAMP = pa.timestamp("us", tz="UTC")
+_DECLARED_TYPES: dict[str, str] = {
+    name: str(hints["data_type"])
+    for name, hints in {**settings.CONTRACT_COLUMNS, **settings.DOCUMENTED_COLUMNS}.items()
 }
 
 
 def page_to_arrow(page: list[dict[str, Any]]) -> pa.Table | list[dict[str, Any]]:
-    """One page as an Arrow table with the declared types, or as rows when a value does not fit.
+    """One page as an Arrow table with the declared column types.
 
-    Nested objects and lists become JSON text (the `json` data type in the destination).
+    A value of another type than its column's goes to a variant column `<name>__v_<type>`, as
+    dlt's normalizer does for rows, so a type drift in the API is kept and visible to the checks.
+    Nested objects and lists become JSON text.
     """
     if not page:
         return page
-    names = list(dict.fromkeys(key for record in page for key in record))
-    arrays: list[pa.Array] = []
-    try:
-        for name in names:
-            values = [record.get(name) for record in page]
-            allowed = _STRICT_PYTHON_TYPES.get(name)
-            if allowed and any(v is not None and type(v) not in allowed for v in values):
-                return page
-            if any(isinstance(v, (dict, list)) for v in values):
-                values = [None if v is None else orjson.dumps(v).decode() for v in values]
-                arrays.append(pa.array(values, pa.string()))
-                continue
-            arrow_type = _ARROW_TYPES.get(name)
-            if arrow_type is not None and pa.types.is_timestamp(arrow_type):
-                arrays.append(pa.array(values, pa.string()).cast(arrow_type))
-            else:
-                arrays.append(pa.array(values, arrow_type))
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        return page
-    return pa.Table.from_arrays(arrays, names=names)
+    columns: dict[str, pa.Array] = {}
+    for name in dict.fromkeys(key for record in page for key in record):
+        values = [record.get(name) for record in page]
+        data_type = _DECLARED_TYPES.get(name) or next(
+            (_DLT_TYPE_OF.get(type(v), "text") for v in values if v is not None), None
+        )
+        if data_type is None:
+            continue  # only nulls so far: dlt cannot type the column either
+        accepts = _ACCEPTS[data_type]
+        drifted: dict[str, list[Any]] = {}
+        for position, value in enumerate(values):
+            if value is not None and type(value) not in accepts:
+                variant = _DLT_TYPE_OF.get(type(value), "text")
+                drifted.setdefault(variant, [None] * len(values))[position] = value
+                values[position] = None
+        try:
+            columns[name] = _arrow_array(values, data_type)
+        except pa.ArrowInvalid:
+            # Text that is no timestamp: kept as text, and visible to the checks as drift.
+            columns[f"{name}__v_text"] = pa.array([None if v is None else str(v) for v in values])
+        for variant, variant_values in drifted.items():
+            columns[f"{name}__v_{variant}"] = _arrow_array(variant_values, variant)
+    return pa.Table.from_pydict(columns)
+
+
+def _arrow_array(values: list[Any], data_type: str) -> pa.Array:
+    if data_type == "json":
+        values = [None if v is None else orjson.dumps(v).decode() for v in values]
+    if data_type == "timestamp":
+        return pa.array(values, pa.string()).cast(_TIMESTAMP)
+    return pa.array(values, _ARROW_TYPE_OF.get(data_type, pa.string()))
 
 
 def fulfillment_config(

@@ -6,8 +6,8 @@ pipeline is configured for (DuckDB by default), with `%s` parameters.
 
 from __future__ import annotations
 
+import json
 import string
-from collections.abc import Sequence
 from typing import Any
 
 import dlt
@@ -18,6 +18,9 @@ from fulfillment_assets import settings
 
 def fulfillment_pipeline() -> dlt.Pipeline:
     """The pipeline that loads the fulfillment dataset; configuration is read when called."""
+    # Each row records the load that last wrote it, Arrow pages included (dlt adds it to rows by
+    # default): the checks tell duplicates the API sent in the latest load from older rows.
+    dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
     name = settings.destination_name()
     destination: Any = name
     if name == "duckdb":
@@ -48,15 +51,22 @@ class Warehouse(ConfigurableResource):
             names = {name: client.make_qualified_table_name(name) for name in _placeholders(sql)}
             return list(client.execute_sql(sql.format(**names), *params) or [])
 
-    def execute(self, statements: Sequence[str], *params: Any) -> None:
-        """Runs statements in one transaction: a model is replaced whole or not at all."""
-        with self.pipeline().sql_client() as client, client.begin_transaction():
-            for statement in statements:
-                names = {
-                    name: client.make_qualified_table_name(name)
-                    for name in _placeholders(statement)
-                }
-                client.execute_sql(statement.format(**names), *params)
+    def replace_table(self, table: str, select: str, *params: Any) -> None:
+        """(Re)creates `table` from `select`; DROP + CREATE in one transaction, which every SQL
+        destination supports, so a reader never sees it half-built."""
+        with self.pipeline().sql_client() as client:
+            target = client.make_qualified_table_name(table)
+            names = {name: client.make_qualified_table_name(name) for name in _placeholders(select)}
+            with client.begin_transaction():
+                client.execute_sql(f"DROP TABLE IF EXISTS {target}")
+                client.execute_sql(f"CREATE TABLE {target} AS {select.format(**names)}", *params)
+
+    def stored_schema(self) -> dict[str, Any]:
+        """The dlt schema as last stored in the destination (`_dlt_version`), or {} if none."""
+        pipeline = self.pipeline()
+        with pipeline.destination_client() as client:
+            stored = client.get_stored_schema(settings.SOURCE_NAME)
+        return json.loads(stored.schema) if stored else {}
 
     def columns(self, table: str) -> dict[str, str]:
         """Column name -> SQL type as the destination reports it; empty if the table is absent."""

@@ -64,3 +64,35 @@ def test_raw_table_declares_its_column_schema() -> None:
     assert columns["customer_id"].type == "text"
     assert columns["order_status"].type == "text"
     assert all(column.description for column in columns.values())
+
+
+def test_lineage_from_the_api_through_raw_to_every_model() -> None:
+    graph = defs.resolve_asset_graph()
+
+    def parents(name: str) -> set[str]:
+        return {key.path[-1] for key in graph.get(AssetKey(["fulfillment", name])).parent_keys}
+
+    assert parents("fulfillment_data") == {"fulfillment_api"}
+    assert parents("orders_validated") == {"fulfillment_data"}
+    assert parents("orders_rejected") == {"fulfillment_data"}
+    assert parents("orders_daily_summary") == {"orders_validated", "orders_rejected"}
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.description, key
+        assert node.kinds, key
+
+
+def test_checks_guarding_downstream_are_blocking() -> None:
+    graph = defs.resolve_asset_graph()
+    checks = {key.name: graph.get_check_spec(key) for key in graph.asset_check_keys}
+
+    assert set(checks) == {
+        "schema_contract",
+        "customer_id_not_null",
+        "order_status_not_null",
+        "order_status_accepted",
+        "id_unique_and_not_null",
+        "validated_plus_rejected_equals_raw",
+    }
+    assert all(spec.blocking for spec in checks.values())
+    assert all(spec.description for spec in checks.values())
