@@ -10,7 +10,13 @@ from typing import Any
 
 import duckdb
 import pytest
-from dagster import DagsterInstance, ExecuteInProcessResult, instance_for_test, materialize
+from dagster import (
+    AssetSelection,
+    DagsterInstance,
+    ExecuteInProcessResult,
+    instance_for_test,
+    materialize,
+)
 
 from fulfillment_assets.demo_api import DemoApiOptions, DemoApiServer
 
@@ -18,6 +24,10 @@ from fulfillment_assets.demo_api import DemoApiOptions, DemoApiServer
 TEST_API_KEY = "sk_test_FULFILLMENT_7d9c1e5b42"
 # Retries wait factor * 2**n seconds; the seed's factor 2 would make fault tests crawl.
 TEST_BACKOFF_FACTOR = "0.02"
+
+
+# Just the ingestion: for tests about loading, where the checks and models only cost time.
+RAW_ONLY = AssetSelection.assets(["fulfillment", "fulfillment_data"]).without_checks()
 
 
 @pytest.fixture(autouse=True)
@@ -76,3 +86,15 @@ def table_snapshot(data_dir: Path) -> list[tuple[Any, ...]]:
         "SELECT id, customer_id, order_status, updated_at, amount "
         "FROM fulfillment.fulfillment_data ORDER BY id",
     )
+
+
+def failure_message(result: ExecuteInProcessResult) -> str:
+    """The first failed step's error, with every cause, as the UI shows it."""
+    failures = [event for event in result.all_events if event.is_step_failure]
+    assert failures, "expected a failed step"
+    error = failures[0].step_failure_data.error
+    messages = []
+    while error is not None:
+        messages.append(error.message)
+        error = error.cause
+    return "\n".join(messages)

@@ -9,7 +9,12 @@ import pytest
 from dagster import DagsterInstance
 
 from fulfillment_assets.demo_api import Dataset, DemoApiServer
-from fulfillment_assets_tests.conftest import materialize_all, query, table_snapshot
+from fulfillment_assets_tests.conftest import (
+    failure_message,
+    materialize_all,
+    query,
+    table_snapshot,
+)
 
 
 def _api_rows(api: DemoApiServer) -> list[tuple]:
@@ -156,7 +161,7 @@ def test_a_persistent_retryable_status_fails_after_exactly_four_attempts(
     assert not result.success
     attempts = [request for request in demo_api.requests if request.offset == 100]
     assert len(attempts) == 4
-    message = _failure_message(result)
+    message = failure_message(result)
     assert f"HTTP {status}" in message and "offset 100" in message
 
 
@@ -180,7 +185,7 @@ def test_other_client_errors_fail_at_once_with_a_message_that_says_what_to_fix(
 
     assert not result.success
     assert len(demo_api.requests) == 1
-    message = _failure_message(result)
+    message = failure_message(result)
     assert f"HTTP {status}" in message
     if status in (401, 403):
         assert "rejected the API key" in message and "SOURCES__FULFILLMENT__API_KEY" in message
@@ -196,7 +201,7 @@ def test_a_wrong_key_is_a_401_that_names_the_setting(
     result = materialize_all(instance, raise_on_error=False)
 
     assert not result.success
-    message = _failure_message(result)
+    message = failure_message(result)
     assert "HTTP 401" in message and "SOURCES__FULFILLMENT__API_KEY" in message
     assert "not-the-key" not in message
 
@@ -209,16 +214,5 @@ def test_a_run_without_a_key_fails_naming_the_setting(
     result = materialize_all(instance, raise_on_error=False)
 
     assert not result.success
-    assert "SOURCES__FULFILLMENT__API_KEY" in _failure_message(result)
+    assert "SOURCES__FULFILLMENT__API_KEY" in failure_message(result)
     assert demo_api.requests == []
-
-
-def _failure_message(result) -> str:
-    failures = [event for event in result.all_events if event.is_step_failure]
-    assert failures, "expected a failed step"
-    error = failures[0].step_failure_data.error
-    messages = []
-    while error is not None:
-        messages.append(error.message)
-        error = error.cause
-    return "\n".join(messages)

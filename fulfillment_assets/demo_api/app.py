@@ -75,6 +75,8 @@ class DemoApiOptions:
     missing_order_status_ids: frozenset[int] = frozenset()
     unknown_status_ids: frozenset[int] = frozenset()
     duplicate_ids: frozenset[int] = frozenset()
+    # The version the second copies of duplicate_ids are served with (default: data_version).
+    duplicate_version: int | None = None
     customer_id_as_int_ids: frozenset[int] = frozenset()
     extra_fields: dict[str, object] = field(default_factory=dict)
 

@@ -117,6 +117,8 @@ class Dataset:
         self.version = options.data_version
         self.endless = options.endless
         # Duplicates are appended after id N, in id order, so total counts them.
+        # The served copies may be a newer version of the record (an update while paging).
+        self.dup_version = options.duplicate_version
         self.dup_tail = (
             () if self.endless else tuple(sorted(i for i in options.duplicate_ids if 1 <= i <= n))
         )
@@ -138,9 +140,10 @@ class Dataset:
             | self.unknown
         )
 
-    def record(self, record_id: int) -> dict[str, Any]:
+    def record(self, record_id: int, version: int | None = None) -> dict[str, Any]:
         """One served record. Precedence: missing key > explicit id sets > null fractions."""
-        rec = make_record(record_id, seed=self.seed, version=self.version)
+        version = self.version if version is None else version
+        rec = make_record(record_id, seed=self.seed, version=version)
         key = record_id
         if key > self.n > 0:
             # Only endless mode goes past N; every knob repeats every N ids there.
@@ -169,10 +172,11 @@ class Dataset:
         end = min(offset + limit, self.total)
         if offset >= end:
             return []
-        ids = list(range(offset + 1, min(end, self.n) + 1))
+        page = [self.record(i) for i in range(offset + 1, min(end, self.n) + 1)]
         if end > self.n:
-            ids.extend(self.dup_tail[max(offset - self.n, 0) : end - self.n])
-        return [self.record(i) for i in ids]
+            dups = self.dup_tail[max(offset - self.n, 0) : end - self.n]
+            page.extend(self.record(i, self.dup_version) for i in dups)
+        return page
 
 
 def record_ids_with(kind: RecordKind, options: DemoApiOptions) -> set[int]:

@@ -1,0 +1,450 @@
+"""Dagster's webserver and daemon in subprocesses, for the tests that drive the UI and GraphQL.
+
+`DagsterServer` serves `workspace.yaml` from the repo root on a free loopback port, with a
+DAGSTER_HOME and a FULFILLMENT_DATA_DIR of its own, captures every process's output in a log file
+and stops the whole process tree at the end. `served_project` wires in the demo API as well.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, Self
+
+from fulfillment_assets.demo_api import DemoApiOptions, DemoApiServer
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BIN_DIR = Path(sys.executable).parent
+HOST = "127.0.0.1"
+# The instance settings the project ships (telemetry off), copied into each test's DAGSTER_HOME.
+SHIPPED_DAGSTER_YAML = REPO_ROOT / "dagster_home" / "dagster.yaml"
+
+# What the log must not say: warnings about deprecated, superseded, preview or beta APIs.
+DEPRECATION_PATTERN = re.compile(
+    r"deprecat|superseded|SupersessionWarning|DeprecationWarning|PreviewWarning|BetaWarning",
+    re.IGNORECASE,
+)
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+IN_PROGRESS_STATUSES = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
+FINISHED_STATUSES = ("SUCCESS", "FAILURE", "CANCELED")
+
+# `dagster dev` is itself superseded in Dagster 1.13 ("Use 'dg dev' instead": a
+# SupersessionWarning in its own log, whatever the project does). Its two services, started
+# directly, load the very same workspace and code; so the log holds only what the project causes.
+Launcher = Literal["webserver+daemon", "webserver", "dagster dev"]
+
+WORKSPACE_QUERY = """
+{
+  workspaceOrError {
+    __typename
+    ... on Workspace {
+      locationEntries {
+        name
+        loadStatus
+        locationOrLoadError {
+          __typename
+          ... on PythonError { message stack }
+        }
+      }
+    }
+    ... on PythonError { message }
+  }
+}
+"""
+
+SENSORS_QUERY = """
+{
+  workspaceOrError {
+    ... on Workspace {
+      locationEntries {
+        locationOrLoadError {
+          ... on RepositoryLocation {
+            repositories {
+              sensors { name sensorState { status ticks(limit: 1) { status } } }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+"""
+
+RUNS_QUERY = """
+query Runs($statuses: [RunStatus!]) {
+  runsOrError(filter: {statuses: $statuses}) {
+    __typename
+    ... on Runs { results { runId status jobName } }
+    ... on PythonError { message }
+  }
+}
+"""
+
+RUN_STATUS_QUERY = """
+query RunStatus($runId: ID!) {
+  runOrError(runId: $runId) {
+    __typename
+    ... on Run { status }
+    ... on PythonError { message }
+  }
+}
+"""
+
+
+def free_port() -> int:
+    """A port that was free on loopback a moment ago (the server binds it right after)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def subprocess_environment(extra: Mapping[str, str]) -> dict[str, str]:
+    """The test process's environment without ambient project settings, plus `extra`."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        # Ambient config (a developer's key, another data dir or destination) must not leak in;
+        # PYTHONWARNINGS is dropped so the log shows the warnings a user sees by default.
+        if not name.startswith(("SOURCES__", "DESTINATION__", "FULFILLMENT_", "DAGSTER_"))
+        and name not in ("PYTHONWARNINGS", "PYTEST_CURRENT_TEST")
+    }
+    # Unbuffered, so the log file is complete whenever the tests read it.
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+@dataclass
+class _Service:
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+
+class DagsterServerError(RuntimeError):
+    """The server did not start, or answered with an error."""
+
+
+class DagsterServer:
+    """`with DagsterServer(workdir, env=...) as server:`; `server.url` is the webserver's URL."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        env: Mapping[str, str] | None = None,
+        launcher: Launcher = "webserver+daemon",
+        startup_timeout: float = 120.0,
+        stop_timeout: float = 15.0,
+    ) -> None:
+        self.workdir = workdir
+        self.home = workdir / "dagster_home"
+        self.data_dir = workdir / "data"
+        self.log_dir = workdir / "logs"
+        self.launcher = launcher
+        self.startup_timeout = startup_timeout
+        self.stop_timeout = stop_timeout
+        self.port = 0
+        self._extra_env = dict(env or {})
+        self._services: list[_Service] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment of every Dagster process (and, through them, of every run)."""
+        return subprocess_environment(
+            {
+                "DAGSTER_HOME": str(self.home),
+                "FULFILLMENT_DATA_DIR": str(self.data_dir),
+                "RUNTIME__DLTHUB_TELEMETRY": "false",
+                **self._extra_env,
+            }
+        )
+
+    def _commands(self) -> list[tuple[str, list[str]]]:
+        workspace = ["-w", str(REPO_ROOT / "workspace.yaml")]
+        address = ["-h", HOST, "-p", str(self.port)]
+        if self.launcher == "dagster dev":
+            return [("dagster-dev", [str(BIN_DIR / "dagster"), "dev", *workspace, *address])]
+        # The code server log level `dagster dev` uses, so the webserver logs alike.
+        webserver = [
+            str(BIN_DIR / "dagster-webserver"),
+            *workspace,
+            *address,
+            "--code-server-log-level",
+            "warning",
+        ]
+        commands = [("webserver", webserver)]
+        if self.launcher == "webserver+daemon":
+            commands.append(("daemon", [str(BIN_DIR / "dagster-daemon"), "run", *workspace]))
+        return commands
+
+    def start(self) -> Self:
+        """Start the services and wait until the code location is loaded (bounded)."""
+        if self._services:
+            raise DagsterServerError("DagsterServer can only be started once")
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copy(SHIPPED_DAGSTER_YAML, self.home / "dagster.yaml")
+        self.port = free_port()
+        env = self.env
+        try:
+            for name, command in self._commands():
+                log_path = self.log_dir / f"{name}.log"
+                with log_path.open("ab") as log:
+                    # A session (and process group) of its own: stop() ends the code servers and
+                    # run workers these services spawn too, and nothing else.
+                    process = subprocess.Popen(
+                        command,
+                        cwd=REPO_ROOT,
+                        env=env,
+                        stdin=subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                self._services.append(_Service(name, process, log_path))
+                # One at a time: two services creating a fresh instance's SQLite storage at
+                # once race on it ("table alembic_version already exists"); `dagster dev`
+                # creates it before it starts either. Once the webserver serves, it exists.
+                self.wait_until_loaded()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    # --- GraphQL -------------------------------------------------------------------------------
+
+    def graphql(
+        self, query: str, variables: Mapping[str, Any] | None = None, timeout: float = 30.0
+    ) -> dict[str, Any]:
+        """The `data` of one GraphQL request; GraphQL errors raise."""
+        body = json.dumps({"query": query, "variables": dict(variables or {})}).encode()
+        request = urllib.request.Request(
+            f"{self.url}/graphql", data=body, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            payload = json.load(response)
+        if payload.get("errors"):
+            raise DagsterServerError(f"GraphQL errors: {payload['errors']}")
+        return payload["data"]
+
+    def _check_alive(self) -> None:
+        for service in self._services:
+            if service.process.poll() is not None:
+                raise DagsterServerError(
+                    f"{service.name} exited with {service.process.returncode}:\n"
+                    + self.log_tail(service)
+                )
+
+    def wait_until_loaded(self) -> None:
+        """Until GraphQL answers and every code location is loaded; a load error raises."""
+        deadline = time.monotonic() + self.startup_timeout
+        last_problem = "no answer yet"
+        while time.monotonic() < deadline:
+            self._check_alive()
+            try:
+                workspace = self.graphql(WORKSPACE_QUERY, timeout=5)["workspaceOrError"]
+            except (OSError, urllib.error.URLError, DagsterServerError) as problem:
+                last_problem = repr(problem)
+                time.sleep(0.5)
+                continue
+            if workspace["__typename"] != "Workspace":
+                raise DagsterServerError(f"workspace error: {workspace}")
+            entries = workspace["locationEntries"]
+            for entry in entries:
+                location = entry["locationOrLoadError"] or {}
+                if location.get("__typename") == "PythonError":
+                    raise DagsterServerError(
+                        f"code location {entry['name']} failed to load: {location['message']}\n"
+                        f"{''.join(location.get('stack') or [])}"
+                    )
+            if entries and all(
+                entry["loadStatus"] == "LOADED"
+                and (entry["locationOrLoadError"] or {}).get("__typename") == "RepositoryLocation"
+                for entry in entries
+            ):
+                return
+            last_problem = f"locations: {[(e['name'], e['loadStatus']) for e in entries]}"
+            time.sleep(0.5)
+        raise DagsterServerError(
+            f"{self.url} not ready within {self.startup_timeout:.0f} s ({last_problem}):\n"
+            + self.log_tail()
+        )
+
+    def run_status(self, run_id: str) -> str:
+        result = self.graphql(RUN_STATUS_QUERY, {"runId": run_id})["runOrError"]
+        if result["__typename"] != "Run":
+            raise DagsterServerError(f"run {run_id}: {result}")
+        return result["status"]
+
+    def wait_for_run(self, run_id: str, timeout: float = 180.0) -> str:
+        """The run's final status, once it has one (bounded)."""
+        deadline = time.monotonic() + timeout
+        status = "unknown"
+        while time.monotonic() < deadline:
+            self._check_alive()
+            status = self.run_status(run_id)
+            if status in FINISHED_STATUSES:
+                return status
+            time.sleep(1)
+        raise DagsterServerError(
+            f"run {run_id} still {status} after {timeout:.0f} s:\n{self.log_tail()}"
+        )
+
+    def runs_in_progress(self) -> list[dict[str, Any]]:
+        result = self.graphql(RUNS_QUERY, {"statuses": list(IN_PROGRESS_STATUSES)})["runsOrError"]
+        if result["__typename"] != "Runs":
+            raise DagsterServerError(f"runs: {result}")
+        return result["results"]
+
+    def wait_until_idle(self, timeout: float = 180.0) -> None:
+        """Until every running sensor has ticked once and no run is queued or in progress.
+
+        The project's freshness sensor runs by default and requests a refresh as soon as the
+        daemon starts, against a table never loaded. Two runs writing the one DuckDB file at once
+        collide on its lock, so a test launches its own run only once that one is over.
+        """
+        deadline = time.monotonic() + timeout
+        waiting_for: object = "nothing yet"
+        while time.monotonic() < deadline:
+            self._check_alive()
+            sensors = [
+                sensor
+                for entry in self.graphql(SENSORS_QUERY)["workspaceOrError"]["locationEntries"]
+                for repository in (entry["locationOrLoadError"] or {}).get("repositories", [])
+                for sensor in repository["sensors"]
+                if sensor["sensorState"]["status"] == "RUNNING"
+            ]
+            unticked = [s["name"] for s in sensors if not s["sensorState"]["ticks"]]
+            running = self.runs_in_progress()
+            if not unticked and not running:
+                return
+            waiting_for = {"sensors without a tick": unticked, "runs in progress": running}
+            time.sleep(1)
+        raise DagsterServerError(
+            f"not idle within {timeout:.0f} s, waiting for {waiting_for}:\n{self.log_tail()}"
+        )
+
+    # --- logs ----------------------------------------------------------------------------------
+
+    def log_lines(self) -> list[str]:
+        """Every line the services (and their code servers and runs) printed, colours removed."""
+        lines = []
+        for service in self._services:
+            text = service.log_path.read_text(encoding="utf-8", errors="replace")
+            lines += [f"[{service.name}] {_ANSI.sub('', line)}" for line in text.splitlines()]
+        return lines
+
+    def deprecation_lines(self) -> list[str]:
+        """Log lines that warn about a deprecated, superseded, preview or beta API."""
+        return [line for line in self.log_lines() if DEPRECATION_PATTERN.search(line)]
+
+    def log_tail(self, service: _Service | None = None, lines: int = 40) -> str:
+        services = [service] if service else self._services
+        return "\n".join(
+            f"--- {s.log_path} (last {lines} lines) ---\n"
+            + "\n".join(s.log_path.read_text(errors="replace").splitlines()[-lines:])
+            for s in services
+            if s.log_path.exists()
+        )
+
+    # --- teardown ------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Interrupt each service's process group, then kill what is left of it (bounded)."""
+        # The daemon first, so it launches nothing while the webserver goes away.
+        for service in reversed(self._services):
+            _stop_group(service.process, self.stop_timeout)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _stop_group(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGINT (Dagster's graceful shutdown) to the group `process` leads, then SIGKILL."""
+    pgid = process.pid  # start_new_session: the service leads a group of its own
+    for sig, wait in ((signal.SIGINT, timeout), (signal.SIGKILL, 5.0)):
+        if not _group_alive(pgid):
+            break
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if process.poll() is not None and not _group_alive(pgid):
+                break
+            time.sleep(0.1)
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired as exc:
+        raise DagsterServerError(f"process group {pgid} did not stop") from exc
+
+
+@dataclass
+class ServedProject:
+    """The demo API and a Dagster server whose runs read from it."""
+
+    api: DemoApiServer
+    dagster: DagsterServer
+    api_key: str
+
+
+@contextmanager
+def served_project(
+    workdir: Path,
+    *,
+    api_key: str,
+    records: int = 2000,
+    launcher: Launcher = "webserver+daemon",
+) -> Iterator[ServedProject]:
+    """The demo API in this process (a thread on loopback) and Dagster serving the project
+    against it; both stopped at the end."""
+    with DemoApiServer(DemoApiOptions(records=records, api_key=api_key), port=0) as api:
+        env = {
+            "SOURCES__FULFILLMENT__BASE_URL": api.url,
+            "SOURCES__FULFILLMENT__API_KEY": api_key,
+            # The daemon judges freshness every 30 s by default; until it has, the status of a
+            # new materialization is UNKNOWN. Tests should not sit through that.
+            "FRESHNESS_DAEMON_INTERVAL_SECONDS": "3",
+        }
+        with DagsterServer(workdir, env=env, launcher=launcher) as dagster:
+            yield ServedProject(api=api, dagster=dagster, api_key=api_key)

@@ -1,0 +1,265 @@
+"""The Dagster UI in headless Chromium: the lineage graph, "Materialize all", and the raw table's
+page with its checks, columns, row count and freshness. Screenshots go to test-artifacts/ui/."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+
+from fulfillment_assets_tests.conftest import TEST_API_KEY
+from fulfillment_assets_tests.dagster_server import REPO_ROOT, ServedProject, served_project
+
+pytestmark = pytest.mark.browser
+
+ARTIFACTS = REPO_ROOT / "test-artifacts" / "ui"
+RECORDS = 2000
+RUN_TIMEOUT_SECONDS = 180
+UI_TIMEOUT_MS = 30_000
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+API = "fulfillment_api"
+RAW = "fulfillment_data"
+VALIDATED = "orders_validated"
+REJECTED = "orders_rejected"
+SUMMARY = "orders_daily_summary"
+ASSETS = [API, RAW, VALIDATED, REJECTED, SUMMARY]
+LINEAGE = {(API, RAW), (RAW, VALIDATED), (RAW, REJECTED), (VALIDATED, SUMMARY), (REJECTED, SUMMARY)}
+# The checks tab: each check's status, and the icon that tells a WARN failure from an ERROR one.
+CHECK_STATUSES = {
+    "customer_id_not_null": ("Failed", "warning_outline"),
+    "order_status_not_null": ("Failed", "warning_outline"),
+    "schema_contract": ("Succeeded", "check_circle"),
+    "order_status_accepted": ("Succeeded", "check_circle"),
+    "id_unique_and_not_null": ("Succeeded", "check_circle"),
+}
+RAW_COLUMNS = ["id", "customer_id", "order_status", "created_at", "updated_at", "amount"]
+
+DEPENDENCIES_QUERY = """
+{ assetNodes { assetKey { path } dependencyKeys { path } } }
+"""
+
+# Asset nodes and edges as the graph renders them: a node is a foreignObject, an edge an SVG
+# path with an arrowhead from the right side of one node to the left side of another.
+RENDERED_GRAPH_JS = """
+(names) => {
+  const nodes = [...document.querySelectorAll('foreignObject')].map((el) => {
+    const text = el.textContent || '';
+    const name = names.filter((n) => text.includes(n)).sort((a, b) => b.length - a.length)[0];
+    return {
+      name: name || null,
+      text,
+      x: +el.getAttribute('x'), y: +el.getAttribute('y'),
+      w: +el.getAttribute('width'), h: +el.getAttribute('height'),
+    };
+  });
+  const edges = [...document.querySelectorAll('path[marker-end]')].map((el) => {
+    const points = (el.getAttribute('d').match(/-?[\\d.]+/g) || []).map(Number);
+    return {x1: points[0], y1: points[1], x2: points.at(-2), y2: points.at(-1)};
+  });
+  return {nodes, edges};
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def chromium_executable() -> str:
+    """Debian's Chromium (Playwright's own browser download is not possible here)."""
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        pytest.fail(
+            "Chromium is not installed, so the UI test cannot run: install it with "
+            "`apt-get install -y chromium` (scripts/test.sh does).",
+            pytrace=False,
+        )
+    return path
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedProject]:
+    """The served project, idle: the freshness sensor's own first run is over."""
+    with served_project(
+        tmp_path_factory.mktemp("dagster_ui"), api_key=TEST_API_KEY, records=RECORDS
+    ) as served:
+        # The sensor requests a refresh as soon as the daemon starts; a UI run launched while it
+        # is in flight would fail on the DuckDB file's lock. Its run goes first, then the UI's.
+        served.dagster.wait_until_idle()
+        # What the "Join the Dagster community" dialog's Skip sends: it would cover the page.
+        served.dagster.graphql("mutation { setNuxSeen }")
+        yield served
+
+
+@pytest.fixture(scope="module")
+def browser(chromium_executable: str) -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium_executable, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1600, "height": 1000})
+    context.set_default_timeout(UI_TIMEOUT_MS)
+    page = context.new_page()
+    # Should the community dialog show up all the same, dismiss it before it blocks a click.
+    page.add_locator_handler(page.get_by_role("button", name="Skip"), lambda skip: skip.click())
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
+def _group_url(project: ServedProject) -> str:
+    return (
+        f"{project.dagster.url}/locations/fulfillment_assets.definitions/asset-groups/fulfillment"
+    )
+
+
+def _rendered_graph(page: Page) -> dict[str, Any]:
+    """Wait until every asset's node is drawn with its live data, then read the nodes and edges
+    off the SVG."""
+    page.wait_for_function(
+        """(names) => { const text = [...document.querySelectorAll('foreignObject')]
+             .map((el) => el.textContent).join(' ');
+           return names.every((n) => text.includes(n)) && !text.includes('Loading')
+             && document.querySelectorAll('path[marker-end]').length > 0; }""",
+        arg=ASSETS,
+        timeout=UI_TIMEOUT_MS,
+    )
+    return page.evaluate(RENDERED_GRAPH_JS, ASSETS)
+
+
+def _edges_between_nodes(graph: dict[str, Any]) -> set[tuple[str, str]]:
+    """(upstream, downstream) names: an edge leaves a node's right side, ends at another's left."""
+
+    def node_at(x: float, y: float, side: str) -> str | None:
+        for node in graph["nodes"]:
+            edge_x = node["x"] + node["w"] if side == "right" else node["x"]
+            if abs(x - edge_x) <= 12 and node["y"] <= y <= node["y"] + node["h"]:
+                return node["name"]
+        return None
+
+    return {
+        (node_at(e["x1"], e["y1"], "right"), node_at(e["x2"], e["y2"], "left"))
+        for e in graph["edges"]
+    }
+
+
+def test_asset_graph_shows_every_asset_and_the_lineage(
+    page: Page, project: ServedProject, artifacts: Path
+) -> None:
+    page.goto(_group_url(project))
+    graph = _rendered_graph(page)
+    expect(page.get_by_role("button", name=re.compile(r"Materialize all"))).to_be_visible()
+    page.screenshot(path=artifacts / "01-asset-graph.png")
+
+    assert sorted(node["name"] for node in graph["nodes"]) == sorted(ASSETS)
+    assert _edges_between_nodes(graph) == LINEAGE
+    # Each node's live data: the freshness sensor's run has built every table by now, and the
+    # raw table's two WARN checks show as not passed.
+    text = {node["name"]: node["text"] for node in graph["nodes"]}
+    for name in (RAW, VALIDATED, REJECTED, SUMMARY):
+        assert "Materialized" in text[name], text[name]
+    assert "3 / 5 Passed" in text[RAW], text[RAW]
+    assert "1 / 1 Passed" in text[VALIDATED], text[VALIDATED]
+    # The same lineage as the GraphQL data the page is drawn from.
+    nodes = project.dagster.graphql(DEPENDENCIES_QUERY)["assetNodes"]
+    dependencies = {
+        (dependency["path"][-1], node["assetKey"]["path"][-1])
+        for node in nodes
+        for dependency in node["dependencyKeys"]
+    }
+    assert dependencies == LINEAGE
+
+
+def test_materialize_all_from_the_graph(
+    page: Page, project: ServedProject, artifacts: Path
+) -> None:
+    page.goto(_group_url(project))
+    _rendered_graph(page)
+    button = page.get_by_role("button", name=re.compile(r"Materialize all"))
+    # Every asset the project builds: the API is external, so it is the raw table and 3 models.
+    expect(button).to_have_text(re.compile(r"Materialize all \(4\)"))
+    button.click()
+    # The launch toast links to the run; its href holds the full run id.
+    view = page.get_by_role("link", name="View", exact=True)
+    expect(view).to_have_attribute("href", re.compile(r"/runs/[0-9a-f-]{36}"))
+    run_id = (view.get_attribute("href") or "").rsplit("/", 1)[-1]
+
+    status = project.dagster.wait_for_run(run_id, timeout=RUN_TIMEOUT_SECONDS)
+    page.goto(f"{project.dagster.url}/runs/{run_id}")
+    expect(page.get_by_text("Success", exact=True).first).to_be_visible()
+    expect(page.get_by_text("4 assets", exact=True)).to_be_visible()
+    page.screenshot(path=artifacts / "02-run.png")
+    assert status == "SUCCESS", project.dagster.log_tail(lines=80)
+
+
+def _status_value(page: Page, label: str) -> Locator:
+    """The box of the asset page's Status section that holds `label` and its value."""
+    return page.get_by_text(label, exact=True).first.locator("xpath=..")
+
+
+def test_raw_asset_page_shows_checks_columns_row_count_and_freshness(
+    page: Page, project: ServedProject, artifacts: Path
+) -> None:
+    page.goto(f"{project.dagster.url}/assets/fulfillment/{RAW}")
+    expect(page.get_by_text("Columns", exact=True)).to_be_visible()
+    expect(_status_value(page, "Row count")).to_contain_text(f"{RECORDS:,}")
+    expect(_status_value(page, "Freshness policy")).to_contain_text("Passing")
+    page.screenshot(path=artifacts / "03-raw-asset-overview.png", full_page=True)
+
+    # The column schema, with the descriptions the project declares.
+    for column in RAW_COLUMNS:
+        expect(page.get_by_role("cell", name=column, exact=True)).to_be_visible()
+    expect(page.get_by_text("Customer the order belongs to", exact=False)).to_be_visible()
+    # The freshness policy: a time window, passing, in the definition panel too.
+    expect(
+        page.get_by_text("Fails if more than 24 hours since last materialization")
+    ).to_be_visible()
+    expect(
+        page.get_by_text("Warns if more than 12 hours since last materialization")
+    ).to_be_visible()
+
+    page.get_by_role("tab", name="Checks").click()
+    expect(page.get_by_text(f"Checks ({len(CHECK_STATUSES)})")).to_be_visible()
+    for name, (status, icon) in CHECK_STATUSES.items():
+        entry = page.get_by_text(name, exact=True).first.locator(
+            "xpath=ancestor::*[.//*[@role='img']][1]"
+        )
+        expect(entry).to_contain_text(status)
+        expect(entry.get_by_role("img", name=icon)).to_be_visible()
+
+    for name, offending in (("customer_id_not_null", 40), ("order_status_not_null", 20)):
+        page.get_by_text(name, exact=True).first.click()
+        detail = page.get_by_text(f"{offending} of {RECORDS} rows:")
+        expect(detail).to_be_visible()
+        # The metadata table: offending_rows next to its count.
+        expect(
+            page.get_by_text("offending_rows", exact=True).first.locator("xpath=ancestor::tr[1]")
+        ).to_contain_text(str(offending))
+        page.screenshot(path=artifacts / f"04-raw-asset-check-{name}.png")
