@@ -1,0 +1,143 @@
+"""Killed workers and concurrent runs: nothing lost, nothing duplicated, nothing corrupted."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from dagster import DagsterEventType, DagsterInstance
+
+from fulfillment_assets import settings
+from fulfillment_assets.demo_api import DemoApiOptions, DemoApiServer, make_record
+from fulfillment_assets_tests.conftest import RAW_ONLY, TEST_API_KEY, materialize_all, query
+
+RECORDS = 3000
+# A child process that materializes the raw table into the shared data dir and Dagster instance.
+CHILD = """
+from dagster import DagsterInstance, materialize
+from fulfillment_assets.definitions import defs
+from fulfillment_assets_tests.conftest import RAW_ONLY
+with DagsterInstance.get() as instance:
+    result = materialize(
+        list(defs.assets), resources=defs.resources, instance=instance, selection=RAW_ONLY
+    )
+print("run", result.run_id, result.success)
+"""
+
+
+def _start_child(dagster_home: Path) -> subprocess.Popen:
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD],
+        env=env,
+        cwd=settings.PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+
+
+@pytest.fixture
+def dagster_home(tmp_path: Path) -> Path:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    # The project's instance config: telemetry off, one ingestion at a time (pool limit 1).
+    shutil.copy(settings.PROJECT_ROOT / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    return home
+
+
+def _wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.002)
+
+
+def _loaded_once_each(data_dir: Path) -> None:
+    ((rows, ids),) = query(
+        data_dir, "SELECT count(*), count(DISTINCT id) FROM fulfillment.fulfillment_data"
+    )
+    assert rows == ids == RECORDS
+
+
+@pytest.mark.parametrize("phase", ["extract", "load"])
+def test_a_run_killed_mid_phase_is_completed_by_the_next_run(
+    phase: str,
+    demo_api: DemoApiServer,
+    dagster_home: Path,
+    instance: DagsterInstance,
+    isolated_environment: Path,
+) -> None:
+    demo_api.configure(DemoApiOptions(records=RECORDS, api_key=TEST_API_KEY))
+    assert materialize_all(instance, selection=RAW_ONLY).success
+    # The next version, slowly served, so the kill lands while the child is at work.
+    demo_api.configure(DemoApiOptions(records=RECORDS, api_key=TEST_API_KEY, data_version=1))
+    demo_api.clear_requests()
+    normalized = isolated_environment / "dlt_pipelines" / settings.PIPELINE_NAME / "load"
+
+    child = _start_child(dagster_home)
+    try:
+        if phase == "extract":
+            demo_api.configure(latency_ms=100)
+            _wait_for(lambda: len(demo_api.requests) >= 5, 120, "the child to fetch pages")
+        else:
+            _wait_for(
+                lambda: (
+                    any(normalized.glob("normalized/*/started_jobs/*")) or child.poll() is not None
+                ),
+                120,
+                "the child to start loading",
+            )
+            assert child.poll() is None, "the child finished before it could be killed"
+        os.killpg(child.pid, signal.SIGKILL)
+    finally:
+        child.wait(timeout=30)
+    assert child.returncode == -signal.SIGKILL
+
+    demo_api.configure(latency_ms=0)
+    assert materialize_all(instance, selection=RAW_ONLY).success
+
+    _loaded_once_each(isolated_environment)
+    # Every record in its new version: nothing of the killed run lingers, nothing is missing.
+    assert query(
+        isolated_environment, "SELECT id, amount FROM fulfillment.fulfillment_data ORDER BY id"
+    ) == [(i, make_record(i, version=1)["amount"]) for i in range(1, RECORDS + 1)]
+
+
+def test_two_ingestion_runs_at_once_are_kept_apart_by_the_pool(
+    demo_api: DemoApiServer, dagster_home: Path, isolated_environment: Path
+) -> None:
+    # Slow pages, so the two runs overlap unless something keeps them apart.
+    demo_api.configure(DemoApiOptions(records=RECORDS, api_key=TEST_API_KEY, latency_ms=50))
+
+    children = [_start_child(dagster_home), _start_child(dagster_home)]
+    outputs = [child.communicate(timeout=300)[0] for child in children]
+
+    assert all(child.returncode == 0 for child in children), outputs
+    assert all(output.strip().endswith("True") for output in outputs), outputs
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    try:
+        with DagsterInstance.get() as instance:
+            spans = []
+            for run in instance.get_runs():
+                events = {
+                    entry.dagster_event.event_type: entry.timestamp
+                    for entry in instance.all_logs(run.run_id)
+                    if entry.dagster_event and entry.dagster_event.step_key == "fulfillment_ingest"
+                }
+                spans.append(
+                    (events[DagsterEventType.STEP_START], events[DagsterEventType.STEP_SUCCESS])
+                )
+    finally:
+        del os.environ["DAGSTER_HOME"]
+    first, second = sorted(spans)
+    assert first[1] <= second[0], f"the ingestion steps overlapped: {spans}"
+    _loaded_once_each(isolated_environment)
