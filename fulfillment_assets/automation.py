@@ -57,9 +57,14 @@ fulfillment_refresh_schedule = ScheduleDefinition(
     ),
 )
 def fulfillment_freshness_sensor(context: SensorEvaluationContext) -> RunRequest | SkipReason:
-    in_flight = context.instance.get_runs(
-        filters=RunsFilter(job_name=REFRESH_JOB_NAME, statuses=IN_PROGRESS_RUN_STATUSES), limit=1
-    )
+    # Any run that loads the raw table counts: the refresh job, or "Materialize all" in the UI.
+    in_flight = [
+        run
+        for run in context.instance.get_runs(
+            filters=RunsFilter(statuses=IN_PROGRESS_RUN_STATUSES), limit=50
+        )
+        if run.job_name == REFRESH_JOB_NAME or RAW_ASSET_KEY in (run.asset_selection or ())
+    ]
     if in_flight:
         return SkipReason(f"a refresh is in flight (run {in_flight[0].run_id})")
 

@@ -119,8 +119,10 @@ def _threshold_result(rule_name: str, warehouse: Warehouse) -> AssetCheckResult:
             found["checked"],
             found["offending"],
             found["sample"],
-            warn_above_fraction=threshold.warn_above,
-            error_above_fraction=threshold.error_above,
+            # Text, not numbers: Dagster would plot these constants run over run.
+            thresholds=MetadataValue.text(
+                f"WARN above {threshold.warn_above:.0%}, ERROR above {threshold.error_above:.0%}"
+            ),
         ),
     )
 

@@ -1,6 +1,6 @@
 """The code location: every asset, check, automation and resource of the project, in one place."""
 
-from dagster import Definitions, in_process_executor
+from dagster import Definitions, in_process_executor, map_asset_specs
 from dagster_dlt import DagsterDltResource
 
 from fulfillment_assets.assets import fulfillment_api, fulfillment_dlt_assets
@@ -9,14 +9,19 @@ from fulfillment_assets.automation import (
     fulfillment_freshness_sensor,
     fulfillment_refresh_job,
     fulfillment_refresh_schedule,
-    refresh_selection,
 )
 from fulfillment_assets.checks import raw_table_checks
 from fulfillment_assets.models import model_assets, model_checks
 from fulfillment_assets.warehouse import Warehouse
 
+# One freshness policy for the raw table and everything built on it.
+fresh_assets = map_asset_specs(
+    lambda spec: spec.replace_attributes(freshness_policy=FRESHNESS_POLICY),
+    [fulfillment_dlt_assets, *model_assets],
+)
+
 defs = Definitions(
-    assets=[fulfillment_api, fulfillment_dlt_assets, *model_assets],
+    assets=[fulfillment_api, *fresh_assets],
     asset_checks=[*raw_table_checks, *model_checks],
     jobs=[fulfillment_refresh_job],
     schedules=[fulfillment_refresh_schedule],
@@ -25,8 +30,4 @@ defs = Definitions(
     # One process per step buys nothing here: the steps are I/O-bound SQL and HTTP, and a
     # process costs seconds per run.
     executor=in_process_executor,
-).map_resolved_asset_specs(
-    # One freshness policy for the raw table and everything built on it.
-    func=lambda spec: spec.replace_attributes(freshness_policy=FRESHNESS_POLICY),
-    selection=refresh_selection,
 )

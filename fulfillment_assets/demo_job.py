@@ -2,7 +2,7 @@
 
     python -m fulfillment_assets.demo_job [--records N]
 
-The run goes to the Dagster instance in DAGSTER_HOME (default: ./dagster_home), so `dagster dev`
+The run goes to the Dagster instance in DAGSTER_HOME (default: ./dagster_home), so `dg dev`
 afterwards shows it with its checks and metadata.
 """
 
@@ -63,7 +63,9 @@ def summary(result) -> str:
             lines.append(f"  step {event.step_key} failed: {event.step_failure_data.error.message}")
     if settings.destination_name() == "duckdb":
         lines.append(f"DuckDB file: {settings.duckdb_path()} (dataset {settings.DATASET_NAME})")
-    lines.append(f"Dagster runs: {os.environ['DAGSTER_HOME']} (open with: dagster dev)")
+    lines.append(
+        f"Dagster runs: {os.environ['DAGSTER_HOME']} (open with: dg dev -w workspace.yaml)"
+    )
     return "\n".join(lines)
 
 

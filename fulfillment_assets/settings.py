@@ -31,8 +31,13 @@ BACKOFF_FACTOR = 2.0  # waits of 2, 4, 8 s between attempts unless Retry-After s
 REQUEST_TIMEOUT_SECONDS = 60.0
 # An API whose pages never end must not run forever: the source fails past this many records.
 MAX_RECORDS = 50_000_000
+# Records per Arrow table handed to dlt (0: plain rows, dlt's normalizer does the typing).
+ARROW_BATCH_ROWS = 10_000
 # Pages fetched at once when the API reports `total`; a 429 halves it (down to 1).
 PAGE_CONCURRENCY = 4
+# ...but only while the API takes longer than this to answer a page; below it, threads cost more
+# (GIL contention) than the waiting they save.
+READ_AHEAD_MIN_LATENCY_SECONDS = 0.005
 
 # The statuses the fulfillment API documents; the accepted-status check defaults to these.
 ORDER_STATUSES: tuple[str, ...] = (
@@ -121,6 +126,11 @@ def accepted_statuses() -> tuple[str, ...]:
     if not configured:
         return ORDER_STATUSES
     return tuple(status.strip() for status in configured.split(",") if status.strip())
+
+
+def duckdb_memory_limit() -> str:
+    """DuckDB's memory cap (FULFILLMENT_DUCKDB_MEMORY_LIMIT); past it DuckDB spills to disk."""
+    return os.environ.get("FULFILLMENT_DUCKDB_MEMORY_LIMIT", "128MB")
 
 
 def destination_name() -> str:

@@ -14,9 +14,10 @@ What this module adds to the seed, and why:
 
 from __future__ import annotations
 
+import os
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from ipaddress import ip_address
 from typing import Any
@@ -25,7 +26,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import dlt
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import requests
+from dlt.common import jsonpath
 from dlt.extract.resource import DltResource
 from dlt.extract.source import DltSource
 from dlt.sources.helpers.requests import Client
@@ -126,8 +129,12 @@ def check_page(response: requests.Response, *args: Any, **kwargs: Any) -> reques
     for position, record in enumerate(records):
         if type(record) is not dict:
             raise bad(f"has record #{position} of type {type(record).__name__}; expected object")
-        if record.get("id") is None:
+        record_id = record.get("id")
+        if record_id is None:
             raise bad(f"has record #{position} without an `id`")
+        if type(record_id) is not int:
+            # The merge key: a table cannot hold two types of it.
+            raise bad(f"has record #{position} with `id` {str(record_id)[:40]!r}; ids are integers")
     total = body.get("total")
     if total is not None and (type(total) is not int or total < 0):
         raise bad(f"has `total` {str(total)[:40]!r}; expected a non-negative integer")
@@ -141,10 +148,19 @@ class PageReadAhead:
     rest_api walks offsets one request at a time; this sits in the session's `send`, so the walk
     stays rest_api's own while up to `concurrency` later pages are already in flight. Pages are
     handed out in offset order, so results equal the sequential walk. A 429 halves the window.
+    It engages only while the API takes longer than `min_latency` to answer: against a fast API,
+    threads only fight over the GIL and the sequential walk is faster.
     """
 
-    def __init__(self, send: Callable[..., requests.Response], concurrency: int) -> None:
+    def __init__(
+        self,
+        send: Callable[..., requests.Response],
+        concurrency: int,
+        min_latency: float = settings.READ_AHEAD_MIN_LATENCY_SECONDS,
+    ) -> None:
         self._send = send
+        self._min_latency = min_latency
+        self.latency: float | None = None  # moving average of the API's answer time
         self._max_window = max(1, concurrency)
         self.window = self._max_window
         self._lock = threading.Lock()
@@ -165,13 +181,15 @@ class PageReadAhead:
             future = self._pending.pop(offset, None) if offset is not None else None
             self._template = (request, kwargs)
         response = self._send(request, **kwargs) if future is None else future.result()
+        elapsed = response.elapsed.total_seconds()
+        self.latency = elapsed if self.latency is None else 0.8 * self.latency + 0.2 * elapsed
         self._fill_window()
         return response
 
     def plan(self, next_offset: int, stop_offset: int, limit: int) -> None:
         """Pages from `next_offset` below `stop_offset` may be fetched ahead of their turn."""
         with self._lock:
-            if self._max_window <= 1:
+            if self._max_window <= 1 or (self.latency or 0.0) < self._min_latency:
                 return
             self._next_offset = max(self._next_offset, next_offset)
             self._stop_offset, self._limit = stop_offset, limit
@@ -262,7 +280,11 @@ class FulfillmentPaginator(OffsetPaginator):
 
 
 def build_session(
-    api_key: str, request_timeout: float, backoff_factor: float, read_ahead_pages: int
+    base_url: str,
+    api_key: str,
+    request_timeout: float,
+    backoff_factor: float,
+    read_ahead_pages: int,
 ) -> tuple[requests.Session, PageReadAhead]:
     """dlt's retrying session with the seed's policy, read-ahead, and errors without the key."""
     session = Client(
@@ -273,6 +295,13 @@ def build_session(
         request_backoff_factor=backoff_factor,
         respect_retry_after_header=True,
     ).session
+    # requests reads proxy and CA settings from the environment on every request (~1 ms each);
+    # read them once, for the one host this session talks to.
+    session.proxies.update(requests.utils.get_environ_proxies(base_url))
+    session.verify = (
+        os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    )
+    session.trust_env = False
     retrying_send = session.send
 
     def send_without_key_in_errors(
@@ -368,38 +397,102 @@ _DECLARED_TYPES: dict[str, str] = {
 }
 
 
-def page_to_arrow(page: list[dict[str, Any]]) -> pa.Table | list[dict[str, Any]]:
-    """One page as an Arrow table with the declared column types.
+def page_to_arrow(page: list[dict[str, Any]]) -> pa.Table:
+    """Records as an Arrow table with the declared column types.
 
     A value of another type than its column's goes to a variant column `<name>__v_<type>`, as
     dlt's normalizer does for rows, so a type drift in the API is kept and visible to the checks.
     Nested objects and lists become JSON text.
     """
-    if not page:
-        return page
-    columns: dict[str, pa.Array] = {}
-    for name in dict.fromkeys(key for record in page for key in record):
-        values = [record.get(name) for record in page]
-        data_type = _DECLARED_TYPES.get(name) or next(
-            (_DLT_TYPE_OF.get(type(v), "text") for v in values if v is not None), None
-        )
-        if data_type is None:
-            continue  # only nulls so far: dlt cannot type the column either
-        accepts = _ACCEPTS[data_type]
-        drifted: dict[str, list[Any]] = {}
-        for position, value in enumerate(values):
-            if value is not None and type(value) not in accepts:
-                variant = _DLT_TYPE_OF.get(type(value), "text")
-                drifted.setdefault(variant, [None] * len(values))[position] = value
-                values[position] = None
-        try:
-            columns[name] = _arrow_array(values, data_type)
-        except pa.ArrowInvalid:
-            # Text that is no timestamp: kept as text, and visible to the checks as drift.
-            columns[f"{name}__v_text"] = pa.array([None if v is None else str(v) for v in values])
-        for variant, variant_values in drifted.items():
-            columns[f"{name}__v_{variant}"] = _arrow_array(variant_values, variant)
+    names = list(page[0]) if page else []
+    first_keys = page[0].keys() if page else None
+    for record in page:
+        if record.keys() != first_keys:  # rare: fields that only some records have
+            names.extend(key for key in record if key not in names)
+    columns = _declared_columns(page, [n for n in names if n in _DECLARED_TYPES])
+    if columns is None:  # a value of another type: column by column, drift to variants
+        columns = {}
+        for name in names:
+            columns.update(_typed_column(page, name))
+    else:
+        for name in names:
+            if name not in _DECLARED_TYPES:
+                columns.update(_typed_column(page, name))
     return pa.Table.from_pydict(columns)
+
+
+# What the documented columns convert to in one pass (integers other than the checked `id` as
+# doubles, timestamps as text, both converted after); JSON columns go column by column.
+_FAST_ARROW_TYPES: dict[str, pa.DataType] = {
+    "bigint": pa.float64(),
+    "double": pa.float64(),
+    "text": pa.string(),
+    "timestamp": pa.string(),
+}
+
+
+def _declared_columns(page: list[dict[str, Any]], names: list[str]) -> dict[str, pa.Array] | None:
+    """The documented columns in one C-level conversion, or None if any value does not fit.
+
+    Integers other than `id` (checked per page) convert as doubles first: pyarrow would truncate
+    a float silently, a drift the table must show.
+    """
+    fast = {
+        name: pa.int64() if name == "id" else _FAST_ARROW_TYPES[_DECLARED_TYPES[name]]
+        for name in names
+        if _DECLARED_TYPES[name] in _FAST_ARROW_TYPES
+    }
+    try:
+        table = pa.Table.from_pylist(page, schema=pa.schema(list(fast.items())))
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    columns: dict[str, pa.Array] = {}
+    for name in names:
+        data_type = _DECLARED_TYPES[name]
+        if name not in fast:
+            typed = _typed_column(page, name)
+            if set(typed) != {name}:
+                return None
+            columns[name] = typed[name]
+            continue
+        column = table.column(name).combine_chunks()
+        try:
+            if data_type == "timestamp":
+                column = column.cast(_TIMESTAMP)
+            elif data_type == "bigint" and name != "id":
+                if pc.all(pc.equal(column, pc.floor(column))).as_py() is False:
+                    return None
+                column = column.cast(pa.int64())
+        except pa.ArrowInvalid:
+            return None
+        columns[name] = column
+    return columns
+
+
+def _typed_column(page: list[dict[str, Any]], name: str) -> dict[str, pa.Array]:
+    """One column, values of another type than its declared (or first seen) type in variants."""
+    values = [record.get(name) for record in page]
+    data_type = _DECLARED_TYPES.get(name) or next(
+        (_DLT_TYPE_OF.get(type(v), "text") for v in values if v is not None), None
+    )
+    if data_type is None:
+        return {}  # only nulls so far: dlt cannot type the column either
+    accepts = _ACCEPTS[data_type]
+    drifted: dict[str, list[Any]] = {}
+    for position, value in enumerate(values):
+        if value is not None and type(value) not in accepts:
+            variant = _DLT_TYPE_OF.get(type(value), "text")
+            drifted.setdefault(variant, [None] * len(values))[position] = value
+            values[position] = None
+    columns: dict[str, pa.Array] = {}
+    try:
+        columns[name] = _arrow_array(values, data_type)
+    except pa.ArrowInvalid:
+        # Text that is no timestamp: kept as text, and visible to the checks as drift.
+        columns[f"{name}__v_text"] = pa.array([None if v is None else str(v) for v in values])
+    for variant, variant_values in drifted.items():
+        columns[f"{name}__v_{variant}"] = _arrow_array(variant_values, variant)
+    return columns
 
 
 def _arrow_array(values: list[Any], data_type: str) -> pa.Array:
@@ -408,6 +501,9 @@ def _arrow_array(values: list[Any], data_type: str) -> pa.Array:
     if data_type == "timestamp":
         return pa.array(values, pa.string()).cast(_TIMESTAMP)
     return pa.array(values, _ARROW_TYPE_OF.get(data_type, pa.string()))
+
+
+DATA_SELECTOR = jsonpath.compile_path("data")
 
 
 def fulfillment_config(
@@ -426,7 +522,8 @@ def fulfillment_config(
                 "name": settings.RESOURCE_NAME,
                 "endpoint": {
                     "path": settings.ENDPOINT_PATH,
-                    "data_selector": "data",
+                    # Compiled once: dlt would parse the JSONPath again for every page (~3 ms).
+                    "data_selector": DATA_SELECTOR,
                     "paginator": paginator,
                     "response_actions": [check_page],
                 },
@@ -456,16 +553,48 @@ def fulfillment(
     request_timeout: float = settings.REQUEST_TIMEOUT_SECONDS,
     backoff_factor: float = settings.BACKOFF_FACTOR,
     allow_insecure_http: bool = False,
-    arrow_pages: bool = True,
+    arrow_batch_rows: int = settings.ARROW_BATCH_ROWS,
 ) -> list[DltResource]:
     """Fulfillment records from `GET {base_url}/v1/fulfillment`, one resource: fulfillment_data."""
     base_url = check_base_url(base_url, allow_insecure_http)
-    session, read_ahead = build_session(api_key, request_timeout, backoff_factor, page_concurrency)
+    session, read_ahead = build_session(
+        base_url, api_key, request_timeout, backoff_factor, page_concurrency
+    )
     paginator = FulfillmentPaginator(page_limit, max_records, read_ahead)
-    (resource,) = rest_api_resources(fulfillment_config(base_url, api_key, session, paginator))
-    if arrow_pages:
-        resource.add_step(lambda page, meta=None: page_to_arrow(page))
-    return [resource]
+    config = fulfillment_config(base_url, api_key, session, paginator)
+    (pages,) = rest_api_resources(config)
+    if not arrow_batch_rows:
+        return [pages]
+    # The same table hints as the rest_api resource: the seed's defaults plus its own.
+    (resource_config,) = config["resources"]
+    hints = {
+        **config["resource_defaults"],
+        **{k: v for k, v in resource_config.items() if k not in ("name", "endpoint")},
+    }
+
+    def fulfillment_batches() -> Iterator[pa.Table]:
+        try:
+            yield from arrow_batches(pages, arrow_batch_rows)
+        finally:
+            read_ahead.close()  # a failed page leaves no fetches running behind it
+
+    return [dlt.resource(fulfillment_batches(), name=pages.name, **hints)]
+
+
+def arrow_batches(records: Iterable[dict[str, Any]], batch_rows: int) -> Iterator[pa.Table]:
+    """Records (as a dlt resource yields them, page after page) in Arrow tables of `batch_rows`.
+
+    dlt spends ~10 ms of schema work on every item it extracts, whatever its size: on pages of
+    100 records that is most of the run. Batches keep that small and memory bounded.
+    """
+    batch: list[dict[str, Any]] = []
+    for record in records:
+        batch.append(record)
+        if len(batch) >= batch_rows:
+            yield page_to_arrow(batch)
+            batch = []
+    if batch:
+        yield page_to_arrow(batch)
 
 
 def describe_fulfillment() -> DltSource:

@@ -12,6 +12,7 @@ from typing import Any
 
 import dlt
 from dagster import ConfigurableResource
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from fulfillment_assets import settings
 
@@ -25,7 +26,16 @@ def fulfillment_pipeline() -> dlt.Pipeline:
     destination: Any = name
     if name == "duckdb":
         settings.duckdb_path().parent.mkdir(parents=True, exist_ok=True)
-        destination = dlt.destinations.duckdb(credentials=str(settings.duckdb_path()))
+        credentials = DuckDbCredentials(
+            str(settings.duckdb_path()),
+            # DuckDB's default is 80% of RAM: the merge of a large load would take it. Capped, it
+            # spills to disk instead and the run's memory stays flat in the size of the load.
+            global_config={
+                "memory_limit": settings.duckdb_memory_limit(),
+                "preserve_insertion_order": False,
+            },
+        )
+        destination = dlt.destinations.duckdb(credentials=credentials)
     return dlt.pipeline(
         pipeline_name=settings.PIPELINE_NAME,
         pipelines_dir=str(settings.pipelines_dir()),

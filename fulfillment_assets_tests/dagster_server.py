@@ -7,6 +7,7 @@ and stops the whole process tree at the end. `served_project` wires in the demo 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -43,10 +44,12 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 IN_PROGRESS_STATUSES = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
 FINISHED_STATUSES = ("SUCCESS", "FAILURE", "CANCELED")
 
-# `dagster dev` is itself superseded in Dagster 1.13 ("Use 'dg dev' instead": a
-# SupersessionWarning in its own log, whatever the project does). Its two services, started
-# directly, load the very same workspace and code; so the log holds only what the project causes.
-Launcher = Literal["webserver+daemon", "webserver", "dagster dev"]
+# `dg dev` is what the README tells users to run (`dagster dev` is superseded by it in Dagster
+# 1.13 and says so in its own log, whatever the project does): webserver and daemon together.
+# The daemon is needed even for runs launched through GraphQL: the instance's default run
+# coordinator queues runs, and only the daemon dequeues them. "webserver+daemon" starts the two
+# services directly, for debugging.
+Launcher = Literal["dg dev", "webserver+daemon"]
 
 WORKSPACE_QUERY = """
 {
@@ -148,7 +151,7 @@ class DagsterServer:
         workdir: Path,
         *,
         env: Mapping[str, str] | None = None,
-        launcher: Launcher = "webserver+daemon",
+        launcher: Launcher = "dg dev",
         startup_timeout: float = 120.0,
         stop_timeout: float = 15.0,
     ) -> None:
@@ -182,8 +185,8 @@ class DagsterServer:
     def _commands(self) -> list[tuple[str, list[str]]]:
         workspace = ["-w", str(REPO_ROOT / "workspace.yaml")]
         address = ["-h", HOST, "-p", str(self.port)]
-        if self.launcher == "dagster dev":
-            return [("dagster-dev", [str(BIN_DIR / "dagster"), "dev", *workspace, *address])]
+        if self.launcher == "dg dev":
+            return [("dg-dev", [str(BIN_DIR / "dg"), "dev", *workspace, *address])]
         # The code server log level `dagster dev` uses, so the webserver logs alike.
         webserver = [
             str(BIN_DIR / "dagster-webserver"),
@@ -192,10 +195,8 @@ class DagsterServer:
             "--code-server-log-level",
             "warning",
         ]
-        commands = [("webserver", webserver)]
-        if self.launcher == "webserver+daemon":
-            commands.append(("daemon", [str(BIN_DIR / "dagster-daemon"), "run", *workspace]))
-        return commands
+        daemon = [str(BIN_DIR / "dagster-daemon"), "run", *workspace]
+        return [("webserver", webserver), ("daemon", daemon)]
 
     def start(self) -> Self:
         """Start the services and wait until the code location is loaded (bounded)."""
@@ -318,7 +319,7 @@ class DagsterServer:
         return result["results"]
 
     def wait_until_idle(self, timeout: float = 180.0) -> None:
-        """Until every running sensor has ticked once and no run is queued or in progress.
+        """Until every running sensor has finished a tick and no run is queued or in progress.
 
         The project's freshness sensor runs by default and requests a refresh as soon as the
         daemon starts, against a table never loaded. Two runs writing the one DuckDB file at once
@@ -335,11 +336,17 @@ class DagsterServer:
                 for sensor in repository["sensors"]
                 if sensor["sensorState"]["status"] == "RUNNING"
             ]
-            unticked = [s["name"] for s in sensors if not s["sensorState"]["ticks"]]
+            # A tick still STARTED may be about to submit its run, which would not show yet.
+            unticked = [
+                sensor["name"]
+                for sensor in sensors
+                if not sensor["sensorState"]["ticks"]
+                or sensor["sensorState"]["ticks"][0]["status"] == "STARTED"
+            ]
             running = self.runs_in_progress()
             if not unticked and not running:
                 return
-            waiting_for = {"sensors without a tick": unticked, "runs in progress": running}
+            waiting_for = {"sensors without a finished tick": unticked, "runs in progress": running}
             time.sleep(1)
         raise DagsterServerError(
             f"not idle within {timeout:.0f} s, waiting for {waiting_for}:\n{self.log_tail()}"
@@ -371,10 +378,8 @@ class DagsterServer:
     # --- teardown ------------------------------------------------------------------------------
 
     def stop(self) -> None:
-        """Interrupt each service's process group, then kill what is left of it (bounded)."""
-        # The daemon first, so it launches nothing while the webserver goes away.
-        for service in reversed(self._services):
-            _stop_group(service.process, self.stop_timeout)
+        """Interrupt every service's process group, then kill what is left of them (bounded)."""
+        _stop_groups([service.process for service in self._services], self.stop_timeout)
 
     def __enter__(self) -> Self:
         return self.start()
@@ -398,25 +403,30 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def _stop_group(process: subprocess.Popen[bytes], timeout: float) -> None:
-    """SIGINT (Dagster's graceful shutdown) to the group `process` leads, then SIGKILL."""
-    pgid = process.pid  # start_new_session: the service leads a group of its own
+def _stop_groups(processes: list[subprocess.Popen[bytes]], timeout: float) -> None:
+    """SIGINT (Dagster's graceful shutdown) to the groups these processes lead, then SIGKILL.
+
+    All groups at once: each service takes seconds to shut down its code server.
+    """
+
+    def running(process: subprocess.Popen[bytes]) -> bool:
+        # poll() first: it reaps an exited leader, which would otherwise keep the group alive.
+        return process.poll() is None or _group_alive(process.pid)
+
     for sig, wait in ((signal.SIGINT, timeout), (signal.SIGKILL, 5.0)):
-        if not _group_alive(pgid):
+        alive = [process for process in processes if running(process)]
+        if not alive:
             break
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            break
+        for process in alive:
+            # start_new_session: each service leads a process group of its own, pgid = pid.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, sig)
         deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if process.poll() is not None and not _group_alive(pgid):
-                break
+        while time.monotonic() < deadline and any(running(process) for process in alive):
             time.sleep(0.1)
-    try:
-        process.wait(timeout=5)
-    except subprocess.TimeoutExpired as exc:
-        raise DagsterServerError(f"process group {pgid} did not stop") from exc
+    left = [process.pid for process in processes if running(process)]
+    if left:
+        raise DagsterServerError(f"process groups {left} did not stop")
 
 
 @dataclass
@@ -434,7 +444,7 @@ def served_project(
     *,
     api_key: str,
     records: int = 2000,
-    launcher: Launcher = "webserver+daemon",
+    launcher: Launcher = "dg dev",
 ) -> Iterator[ServedProject]:
     """The demo API in this process (a thread on loopback) and Dagster serving the project
     against it; both stopped at the end."""

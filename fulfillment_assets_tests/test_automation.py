@@ -86,3 +86,20 @@ def test_freshness_policy_on_raw_and_downstream_and_default_statuses() -> None:
         assert policy.fail_window.to_timedelta() == settings.FRESHNESS_FAIL_WINDOW
     assert fulfillment_freshness_sensor.default_status == DefaultSensorStatus.RUNNING
     assert fulfillment_refresh_schedule.default_status == DefaultScheduleStatus.STOPPED
+
+
+def test_requests_nothing_while_a_ui_run_of_the_raw_table_is_in_flight(
+    instance: DagsterInstance,
+) -> None:
+    from fulfillment_assets.assets import RAW_ASSET_KEY
+
+    create_run_for_test(
+        instance,
+        job_name="__ASSET_JOB",
+        asset_selection=frozenset({RAW_ASSET_KEY}),
+        status=DagsterRunStatus.STARTING,
+    )
+
+    result, _ = _evaluate(instance)
+
+    assert isinstance(result, SkipReason) and "in flight" in result.skip_message

@@ -12,6 +12,7 @@ import pytest
 from dagster import DagsterRunStatus
 from dagster_graphql import DagsterGraphQLClient
 
+from fulfillment_assets import settings
 from fulfillment_assets_tests.conftest import TEST_API_KEY
 from fulfillment_assets_tests.dagster_server import HOST, ServedProject, served_project
 
@@ -155,15 +156,14 @@ def test_refresh_job_runs_through_the_graphql_client(
     # The run's subprocess read every page from the demo API, with the key it was given.
     requests = project.api.requests
     assert requests and all(request.status == 200 for request in requests), requests
-    assert {request.offset for request in requests} >= set(range(0, RECORDS, 100))
+    assert {request.offset for request in requests} >= set(range(0, RECORDS, settings.PAGE_LIMIT))
 
 
 def test_raw_table_check_results_row_count_and_freshness(
     project: ServedProject, refresh_run_id: str
 ) -> None:
-    nodes = project.dagster.graphql(ASSETS_QUERY, {"keys": [RAW_KEY, VALIDATED_KEY, REJECTED_KEY]})[
-        "assetNodes"
-    ]
+    keys = [RAW_KEY, VALIDATED_KEY, REJECTED_KEY]
+    nodes = project.dagster.graphql(ASSETS_QUERY, {"keys": keys})["assetNodes"]
     by_key = {"/".join(node["assetKey"]["path"]): node for node in nodes}
     raw = by_key["fulfillment/fulfillment_data"]
 
@@ -214,6 +214,7 @@ def test_raw_table_check_results_row_count_and_freshness(
     assert validated["assetMaterializations"][0]["runId"] == refresh_run_id
     assert rejected["assetMaterializations"][0]["runId"] == refresh_run_id
     assert validated_rows["dagster/row_count"] + rejected_rows["dagster/row_count"] == RECORDS
-    (partition_check,) = validated["assetChecksOrError"]["checks"]
-    assert partition_check["name"] == "validated_plus_rejected_equals_raw"
-    assert partition_check["executionForLatestMaterialization"]["status"] == "SUCCEEDED"
+    (model_check,) = validated["assetChecksOrError"]["checks"]
+    assert model_check["name"] == "validated_plus_rejected_equals_raw"
+    assert model_check["executionForLatestMaterialization"]["runId"] == refresh_run_id
+    assert model_check["executionForLatestMaterialization"]["status"] == "SUCCEEDED"

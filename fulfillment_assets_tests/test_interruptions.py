@@ -50,6 +50,9 @@ def dagster_home(tmp_path: Path) -> Path:
     home.mkdir()
     # The project's instance config: telemetry off, one ingestion at a time (pool limit 1).
     shutil.copy(settings.PROJECT_ROOT / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    # Create the storage now: two children creating a fresh SQLite storage at once race on it.
+    with DagsterInstance.from_config(str(home)):
+        pass
     return home
 
 
@@ -59,6 +62,14 @@ def _wait_for(condition, timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.002)
+
+
+def _loading(load_dir: Path) -> bool:
+    """dlt has a load job started: the package is being loaded into the destination."""
+    try:
+        return any(load_dir.glob("normalized/*/started_jobs/*"))
+    except FileNotFoundError:  # dlt moves package folders while we look
+        return False
 
 
 def _loaded_once_each(data_dir: Path) -> None:

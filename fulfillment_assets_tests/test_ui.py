@@ -32,6 +32,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 
+GROUP = "fulfillment"
 API = "fulfillment_api"
 RAW = "fulfillment_data"
 VALIDATED = "orders_validated"
@@ -135,9 +136,14 @@ def artifacts() -> Path:
 
 
 def _group_url(project: ServedProject) -> str:
-    return (
-        f"{project.dagster.url}/locations/fulfillment_assets.definitions/asset-groups/fulfillment"
-    )
+    """The asset group's page; the code location's name is whatever workspace.yaml makes it."""
+    query = "{ assetNodes { groupName repository { location { name } } } }"
+    (location,) = {
+        node["repository"]["location"]["name"]
+        for node in project.dagster.graphql(query)["assetNodes"]
+        if node["groupName"] == GROUP
+    }
+    return f"{project.dagster.url}/locations/{location}/asset-groups/{GROUP}"
 
 
 def _rendered_graph(page: Page) -> dict[str, Any]:
@@ -180,13 +186,6 @@ def test_asset_graph_shows_every_asset_and_the_lineage(
 
     assert sorted(node["name"] for node in graph["nodes"]) == sorted(ASSETS)
     assert _edges_between_nodes(graph) == LINEAGE
-    # Each node's live data: the freshness sensor's run has built every table by now, and the
-    # raw table's two WARN checks show as not passed.
-    text = {node["name"]: node["text"] for node in graph["nodes"]}
-    for name in (RAW, VALIDATED, REJECTED, SUMMARY):
-        assert "Materialized" in text[name], text[name]
-    assert "3 / 5 Passed" in text[RAW], text[RAW]
-    assert "1 / 1 Passed" in text[VALIDATED], text[VALIDATED]
     # The same lineage as the GraphQL data the page is drawn from.
     nodes = project.dagster.graphql(DEPENDENCIES_QUERY)["assetNodes"]
     dependencies = {
@@ -213,10 +212,25 @@ def test_materialize_all_from_the_graph(
 
     status = project.dagster.wait_for_run(run_id, timeout=RUN_TIMEOUT_SECONDS)
     page.goto(f"{project.dagster.url}/runs/{run_id}")
-    expect(page.get_by_text("Success", exact=True).first).to_be_visible()
     expect(page.get_by_text("4 assets", exact=True)).to_be_visible()
+    expect(page.get_by_text("Loading run logs")).to_have_count(0)
     page.screenshot(path=artifacts / "02-run.png")
     assert status == "SUCCESS", project.dagster.log_tail(lines=80)
+    # The run page agrees: a success that built 4 assets and ran the 6 checks on them.
+    expect(page.get_by_text("Success", exact=True).first).to_be_visible()
+    expect(page.get_by_text("6 checks", exact=True)).to_be_visible()
+    expect(page.get_by_text("RUN_SUCCESS", exact=True)).to_be_visible()
+
+    # Back on the graph, each node shows its latest materialization and check results: the
+    # raw table's two WARN checks as not passed, the models' check as passed.
+    page.goto(_group_url(project))
+    graph = _rendered_graph(page)
+    page.screenshot(path=artifacts / "03-asset-graph-materialized.png")
+    text = {node["name"]: node["text"] for node in graph["nodes"]}
+    for name in (RAW, VALIDATED, REJECTED, SUMMARY):
+        assert "Materialized" in text[name], text[name]
+    assert "3 / 5 Passed" in text[RAW], text[RAW]
+    assert "1 / 1 Passed" in text[VALIDATED], text[VALIDATED]
 
 
 def _status_value(page: Page, label: str) -> Locator:
@@ -231,7 +245,7 @@ def test_raw_asset_page_shows_checks_columns_row_count_and_freshness(
     expect(page.get_by_text("Columns", exact=True)).to_be_visible()
     expect(_status_value(page, "Row count")).to_contain_text(f"{RECORDS:,}")
     expect(_status_value(page, "Freshness policy")).to_contain_text("Passing")
-    page.screenshot(path=artifacts / "03-raw-asset-overview.png", full_page=True)
+    page.screenshot(path=artifacts / "04-raw-asset-overview.png")
 
     # The column schema, with the descriptions the project declares.
     for column in RAW_COLUMNS:
@@ -251,6 +265,8 @@ def test_raw_asset_page_shows_checks_columns_row_count_and_freshness(
         entry = page.get_by_text(name, exact=True).first.locator(
             "xpath=ancestor::*[.//*[@role='img']][1]"
         )
+        # One check's entry: its own icon, name and status, not the whole list's.
+        expect(entry.get_by_role("img")).to_have_count(1)
         expect(entry).to_contain_text(status)
         expect(entry.get_by_role("img", name=icon)).to_be_visible()
 
@@ -258,8 +274,8 @@ def test_raw_asset_page_shows_checks_columns_row_count_and_freshness(
         page.get_by_text(name, exact=True).first.click()
         detail = page.get_by_text(f"{offending} of {RECORDS} rows:")
         expect(detail).to_be_visible()
-        # The metadata table: offending_rows next to its count.
-        expect(
-            page.get_by_text("offending_rows", exact=True).first.locator("xpath=ancestor::tr[1]")
-        ).to_contain_text(str(offending))
-        page.screenshot(path=artifacts / f"04-raw-asset-check-{name}.png")
+        # The metadata table: offending_rows next to its count, rows_checked next to all rows.
+        for label, value in (("offending_rows", offending), ("rows_checked", RECORDS)):
+            row = page.get_by_text(label, exact=True).first.locator("xpath=ancestor::tr[1]")
+            expect(row).to_have_text(re.compile(rf"^\s*{label}\s*{value}\s*$"))
+        page.screenshot(path=artifacts / f"05-raw-asset-check-{name}.png")
