@@ -12,6 +12,7 @@ from typing import Any
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
+    AssetChecksDefinition,
     AssetCheckSeverity,
     MetadataValue,
     asset_check,
@@ -172,37 +173,30 @@ def schema_contract(warehouse: Warehouse) -> AssetCheckResult:
     )
 
 
-@asset_check(
-    asset=RAW_ASSET_KEY,
-    blocking=True,
-    description="`customer_id` is not null (a record without the key counts as null).",
+def _threshold_check(rule_name: str, description: str) -> AssetChecksDefinition:
+    """A blocking check of one row rule against its thresholds in settings.CHECK_THRESHOLDS."""
+
+    @asset_check(asset=RAW_ASSET_KEY, name=rule_name, blocking=True, description=description)
+    def _check(warehouse: Warehouse) -> AssetCheckResult:
+        result = _threshold_result(rule_name, warehouse)
+        if rule_name != "order_status_accepted":
+            return result
+        accepted = MetadataValue.json(list(settings.accepted_statuses()))
+        return result._replace(metadata={**result.metadata, "accepted_statuses": accepted})
+
+    return _check
+
+
+customer_id_not_null = _threshold_check(
+    "customer_id_not_null", "`customer_id` is not null (a record without the key counts as null)."
 )
-def customer_id_not_null(warehouse: Warehouse) -> AssetCheckResult:
-    return _threshold_result("customer_id_not_null", warehouse)
-
-
-@asset_check(
-    asset=RAW_ASSET_KEY,
-    blocking=True,
-    description="`order_status` is not null (a record without the key counts as null).",
+order_status_not_null = _threshold_check(
+    "order_status_not_null", "`order_status` is not null (a record without the key counts as null)."
 )
-def order_status_not_null(warehouse: Warehouse) -> AssetCheckResult:
-    return _threshold_result("order_status_not_null", warehouse)
-
-
-@asset_check(
-    asset=RAW_ASSET_KEY,
-    blocking=True,
-    description="`order_status` is one of the accepted statuses (FULFILLMENT_ACCEPTED_STATUSES).",
+order_status_accepted = _threshold_check(
+    "order_status_accepted",
+    "`order_status` is one of the accepted statuses (FULFILLMENT_ACCEPTED_STATUSES).",
 )
-def order_status_accepted(warehouse: Warehouse) -> AssetCheckResult:
-    result = _threshold_result("order_status_accepted", warehouse)
-    return result._replace(
-        metadata={
-            **result.metadata,
-            "accepted_statuses": MetadataValue.json(list(settings.accepted_statuses())),
-        }
-    )
 
 
 @asset_check(

@@ -34,7 +34,11 @@ NO_ORDERS = (
     "CAST(NULL AS VARCHAR) AS order_status, CAST(NULL AS TIMESTAMP) AS created_at, "
     "CAST(NULL AS DOUBLE) AS amount"
 )
-MODEL_KINDS = {"sql", settings.destination_name()}
+MODEL_ASSET_ATTRIBUTES = {
+    "group_name": settings.ASSET_GROUP,
+    "kinds": {"sql", settings.destination_name()},
+    "owners": OWNERS,
+}
 
 
 def _raw_columns(warehouse: Warehouse) -> list[str]:
@@ -78,10 +82,8 @@ def _nothing_loaded(warehouse: Warehouse) -> bool:
 @asset(
     key=VALIDATED_KEY,
     deps=[RAW_ASSET_KEY],
-    group_name=settings.ASSET_GROUP,
-    kinds=MODEL_KINDS,
-    owners=OWNERS,
     tags={"layer": "model"},
+    **MODEL_ASSET_ATTRIBUTES,
     description=(
         "Raw fulfillment orders that pass every row-level rule: id, customer_id and order_status "
         "present and of their declared types, order_status an accepted status."
@@ -104,10 +106,8 @@ def orders_validated(context: AssetExecutionContext, warehouse: Warehouse) -> Ma
 @asset(
     key=REJECTED_KEY,
     deps=[RAW_ASSET_KEY],
-    group_name=settings.ASSET_GROUP,
-    kinds=MODEL_KINDS,
-    owners=OWNERS,
     tags={"layer": "model"},
+    **MODEL_ASSET_ATTRIBUTES,
     description=(
         "Raw fulfillment orders that break at least one row-level rule, each with "
         "`rejection_reasons` listing every rule it breaks. validated + rejected = raw."
@@ -146,10 +146,8 @@ def orders_rejected(context: AssetExecutionContext, warehouse: Warehouse) -> Mat
 @asset(
     key=SUMMARY_KEY,
     deps=[VALIDATED_KEY, REJECTED_KEY],
-    group_name=settings.ASSET_GROUP,
-    kinds=MODEL_KINDS,
-    owners=OWNERS,
     tags={"layer": "mart"},
+    **MODEL_ASSET_ATTRIBUTES,
     description=(
         "Orders per day and order_status, with their total amount: validated orders by status, "
         "and rejected orders per day (`quality` = 'rejected'), ready to chart."
