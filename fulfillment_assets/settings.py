@@ -34,7 +34,7 @@ MAX_RECORDS = 50_000_000
 # Records per Arrow table handed to dlt (0: plain rows, dlt's normalizer does the typing).
 ARROW_BATCH_ROWS = 10_000
 # Pages fetched at once when the API reports `total`; a 429 halves it (down to 1).
-PAGE_CONCURRENCY = 4
+PAGE_CONCURRENCY = 8
 # ...but only while the API takes longer than this to answer a page; below it, threads cost more
 # (GIL contention) than the waiting they save.
 READ_AHEAD_MIN_LATENCY_SECONDS = 0.005

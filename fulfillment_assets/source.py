@@ -14,11 +14,13 @@ What this module adds to the seed, and why:
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from ipaddress import ip_address
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -37,6 +39,7 @@ from dlt.sources.rest_api import RESTAPIConfig, rest_api_resources
 
 from fulfillment_assets import settings
 
+logger = logging.getLogger(__name__)
 API_KEY_SETTING = (
     "SOURCES__FULFILLMENT__API_KEY (or api_key under [sources.fulfillment] in .dlt/secrets.toml)"
 )
@@ -103,12 +106,19 @@ def _http_error(response: requests.Response) -> FulfillmentHttpError:
     )
 
 
-def check_page(response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
+def check_page(
+    response: requests.Response,
+    *args: Any,
+    on_rate_limit: Callable[[], None] | None = None,
+    **kwargs: Any,
+) -> requests.Response:
     """Response hook: fails on an error status or a body that breaks the contract.
 
     The body is parsed once, with orjson, and handed to dlt through `response.json`.
     """
     if response.status_code >= 400:
+        if response.status_code == 429 and on_rate_limit is not None:
+            on_rate_limit()
         raise _http_error(response)
     offset = _offset_of(response.request.url)
 
@@ -197,7 +207,11 @@ class PageReadAhead:
 
     def throttle(self) -> None:
         """Called on a 429: fewer pages at once from now on."""
-        self.window = max(1, self.window // 2)
+        if self.window > 1:
+            self.window = max(1, self.window // 2)
+            logger.warning(
+                "the API answered 429: fetching %d pages at once from now on", self.window
+            )
 
     def close(self) -> None:
         with self._lock:
@@ -308,10 +322,7 @@ def build_session(
         request: requests.PreparedRequest, **kwargs: Any
     ) -> requests.Response:
         try:
-            response = retrying_send(request, **kwargs)
-            if response.status_code == 429:
-                read_ahead.throttle()
-            return response
+            return retrying_send(request, **kwargs)
         except FulfillmentApiError:
             raise
         except requests.RequestException as error:
@@ -507,7 +518,7 @@ DATA_SELECTOR = jsonpath.compile_path("data")
 
 
 def fulfillment_config(
-    base_url: str, api_key: str, session: requests.Session, paginator: OffsetPaginator
+    base_url: str, api_key: str, session: requests.Session, paginator: FulfillmentPaginator
 ) -> RESTAPIConfig:
     """The seed's rest_api configuration, with this project's session, paginator and hints."""
     return {
@@ -525,7 +536,9 @@ def fulfillment_config(
                     # Compiled once: dlt would parse the JSONPath again for every page (~3 ms).
                     "data_selector": DATA_SELECTOR,
                     "paginator": paginator,
-                    "response_actions": [check_page],
+                    "response_actions": [
+                        partial(check_page, on_rate_limit=paginator.read_ahead.throttle)
+                    ],
                 },
                 "columns": {
                     **settings.CONTRACT_COLUMNS,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from dagster import DagsterInstance
 
 from fulfillment_assets.demo_api import Dataset, DemoApiServer
 from fulfillment_assets_tests.conftest import (
+    RAW_ONLY,
     failure_message,
     materialize_all,
     query,
@@ -216,3 +218,54 @@ def test_a_run_without_a_key_fails_naming_the_setting(
     assert not result.success
     assert "SOURCES__FULFILLMENT__API_KEY" in failure_message(result)
     assert demo_api.requests == []
+
+
+def test_a_slow_api_is_read_ahead_concurrently_with_the_same_result(
+    demo_api: DemoApiServer, instance: DagsterInstance, isolated_environment: Path
+) -> None:
+    demo_api.configure(records=3000, latency_ms=20)
+
+    assert materialize_all(instance, selection=RAW_ONLY).success
+
+    assert demo_api.max_in_flight > 1
+    assert table_snapshot(isolated_environment) == _api_rows(demo_api)
+    assert sorted(_ids_requested(demo_api)) == list(range(0, 3000, 100))
+
+
+def test_without_total_the_walk_stays_sequential(
+    demo_api: DemoApiServer, instance: DagsterInstance, isolated_environment: Path
+) -> None:
+    demo_api.configure(records=1000, latency_ms=20, include_total=False)
+
+    assert materialize_all(instance, selection=RAW_ONLY).success
+
+    assert demo_api.max_in_flight == 1
+    assert table_snapshot(isolated_environment) == _api_rows(demo_api)
+
+
+def test_a_fast_api_is_walked_sequentially(
+    demo_api: DemoApiServer, instance: DagsterInstance
+) -> None:
+    # Below READ_AHEAD_MIN_LATENCY threads would only fight over the GIL.
+    demo_api.configure(records=1000)
+
+    assert materialize_all(instance, selection=RAW_ONLY).success
+
+    assert demo_api.max_in_flight == 1
+
+
+def test_a_429_lowers_the_concurrency(
+    demo_api: DemoApiServer,
+    instance: DagsterInstance,
+    isolated_environment: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    demo_api.configure(
+        records=3000, latency_ms=20, fail_status=429, fail_times=1, fail_offsets={1500}
+    )
+
+    with caplog.at_level(logging.WARNING, logger="fulfillment_assets.source"):
+        assert materialize_all(instance, selection=RAW_ONLY).success
+
+    assert "the API answered 429: fetching 4 pages at once from now on" in caplog.text
+    assert table_snapshot(isolated_environment) == _api_rows(demo_api)

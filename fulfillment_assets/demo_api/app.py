@@ -121,6 +121,9 @@ class DemoApiState:
         self.live = _Live(options, Dataset(options), {})
         self._log: deque[RequestRecord] = deque(maxlen=REQUEST_LOG_MAXLEN)
         self._lock = threading.Lock()
+        # Requests being answered now, and the most at once since the log was cleared.
+        self.in_flight = 0
+        self.max_in_flight = 0
         # Set by the server on stop so hanging requests end instead of blocking shutdown.
         self.closing = False
 
@@ -146,6 +149,7 @@ class DemoApiState:
     def clear_requests(self) -> None:
         with self._lock:
             self._log.clear()
+        self.max_in_flight = 0
 
 
 class _DroppedResponse(Response):
@@ -221,6 +225,15 @@ def build_app(options: DemoApiOptions | None = None) -> Starlette:
     state = DemoApiState(options or DemoApiOptions())
 
     async def fulfillment(request: Request) -> Response:
+        # One event loop, so plain counters are safe: how many pages a client fetches at once.
+        state.in_flight += 1
+        state.max_in_flight = max(state.max_in_flight, state.in_flight)
+        try:
+            return await serve_page(request)
+        finally:
+            state.in_flight -= 1
+
+    async def serve_page(request: Request) -> Response:
         live = state.live
         opts = live.options
         if opts.latency_ms:

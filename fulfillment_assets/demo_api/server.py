@@ -65,6 +65,11 @@ class DemoApiServer:
     def clear_requests(self) -> None:
         self._state.clear_requests()
 
+    @property
+    def max_in_flight(self) -> int:
+        """The most requests answered at once since the log was last cleared."""
+        return self._state.max_in_flight
+
     def start(self) -> Self:
         """Bind, serve in a daemon thread and wait until /healthz answers."""
         if self._thread is not None:
