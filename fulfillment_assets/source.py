@@ -6,10 +6,11 @@ What this module adds to the seed, and why:
   wrong, with at most a short redacted excerpt of the body (never the key, never the whole body);
 - an offset paginator that stops on `total` when the API sends it and on a short page otherwise,
   and refuses a `total` that changes mid-run or pages that never end;
-- read-ahead: once `total` is known, the next pages are fetched concurrently, handed out in order;
-- pages become Arrow tables with the declared column types, so dlt skips per-row normalization
-  and loads parquet; a page whose values do not fit the declared types is passed on as rows, so
-  dlt's schema evolution records the drift (a variant column) for the schema check to report.
+- read-ahead: once `total` is known and the API is slow, the next pages are fetched
+  concurrently and handed out in order;
+- records become Arrow tables of 10,000 with the declared column types, so dlt skips per-row
+  normalization and loads parquet; a value of another type goes to a variant column
+  (`customer_id__v_bigint`), as dlt's normalizer would do, for the schema check to report.
 """
 
 from __future__ import annotations
