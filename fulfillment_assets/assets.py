@@ -9,6 +9,7 @@ from dagster import (
     AssetSpec,
     Failure,
     MaterializeResult,
+    MetadataValue,
     TableColumn,
     TableSchema,
 )
@@ -110,16 +111,18 @@ def fulfillment_dlt_assets(
 
 
 def _table_stats(warehouse: Warehouse) -> dict[str, Any]:
-    """Row count and null counts of the whole table, so Dagster plots them run over run."""
-    if not warehouse.columns(settings.RESOURCE_NAME):
-        # An empty API on the first run: dlt creates no table, and there is nothing to count.
-        return {"dagster/row_count": 0, "null_customer_id_count": 0, "null_order_status_count": 0}
-    ((rows, null_customer, null_status),) = warehouse.query(
-        "SELECT count(*), count(*) - count(customer_id), count(*) - count(order_status) "
-        f"FROM {{{settings.RESOURCE_NAME}}}"
-    )
+    """Row count and null counts and fractions of the whole table, plotted run over run."""
+    rows = null_customer = null_status = 0
+    # An empty API on the first run: dlt creates no table, and there is nothing to count.
+    if warehouse.columns(settings.RESOURCE_NAME):
+        ((rows, null_customer, null_status),) = warehouse.query(
+            "SELECT count(*), count(*) - count(customer_id), count(*) - count(order_status) "
+            f"FROM {{{settings.RESOURCE_NAME}}}"
+        )
     return {
-        "dagster/row_count": rows,
-        "null_customer_id_count": null_customer,
-        "null_order_status_count": null_status,
+        "dagster/row_count": MetadataValue.int(rows),
+        "null_customer_id_count": MetadataValue.int(null_customer),
+        "null_order_status_count": MetadataValue.int(null_status),
+        "null_customer_id_fraction": MetadataValue.float(null_customer / rows if rows else 0.0),
+        "null_order_status_fraction": MetadataValue.float(null_status / rows if rows else 0.0),
     }
