@@ -35,8 +35,8 @@ MAX_RECORDS = 50_000_000
 ARROW_BATCH_ROWS = 10_000
 # Pages fetched at once when the API reports `total`; a 429 halves it (down to 1).
 PAGE_CONCURRENCY = 8
-# ...but only while the API takes longer than this to answer a page; below it, threads cost more
-# (GIL contention) than the waiting they save.
+# ...when the API takes longer than this to answer a page; a faster API gets just the next page
+# fetched ahead, as more threads would only contend for the GIL.
 READ_AHEAD_MIN_LATENCY_SECONDS = 0.005
 
 # The statuses the fulfillment API documents; the accepted-status check defaults to these.

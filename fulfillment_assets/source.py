@@ -159,8 +159,7 @@ class PageReadAhead:
     rest_api walks offsets one request at a time; this sits in the session's `send`, so the walk
     stays rest_api's own while up to `concurrency` later pages are already in flight. Pages are
     handed out in offset order, so results equal the sequential walk. A 429 halves the window.
-    It engages only while the API takes longer than `min_latency` to answer: against a fast API,
-    threads only fight over the GIL and the sequential walk is faster.
+    Against a fast API (answers within `min_latency`) it keeps just the next page in flight.
     """
 
     def __init__(
@@ -200,7 +199,7 @@ class PageReadAhead:
     def plan(self, next_offset: int, stop_offset: int, limit: int) -> None:
         """Pages from `next_offset` below `stop_offset` may be fetched ahead of their turn."""
         with self._lock:
-            if self._max_window <= 1 or (self.latency or 0.0) < self._min_latency:
+            if self._max_window <= 1:
                 return
             self._next_offset = max(self._next_offset, next_offset)
             self._stop_offset, self._limit = stop_offset, limit
@@ -224,11 +223,21 @@ class PageReadAhead:
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
 
+    def _ahead(self) -> int:
+        """Pages to keep in flight beyond the one being processed.
+
+        Against a fast API one is enough: it is fetched while the current page is processed, and
+        more threads would only contend for the GIL. A slow API gets the whole window.
+        """
+        if (self.latency or 0.0) < self._min_latency:
+            return min(1, self.window)
+        return self.window
+
     def _fill_window(self) -> None:
         with self._lock:
             if self._template is None:
                 return
-            while self._next_offset < self._stop_offset and len(self._pending) < self.window - 1:
+            while self._next_offset < self._stop_offset and len(self._pending) < self._ahead():
                 offset = self._next_offset
                 self._next_offset += self._limit
                 if self._pool is None:
