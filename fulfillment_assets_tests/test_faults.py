@@ -147,8 +147,13 @@ def test_429_with_retry_after_waits_as_told_then_loads(
 
 
 def test_429_without_retry_after_backs_off_exponentially_then_loads(
-    demo_api: DemoApiServer, instance: DagsterInstance, isolated_environment: Path
+    demo_api: DemoApiServer,
+    instance: DagsterInstance,
+    isolated_environment: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # Waits of 0.2, 0.4 and 0.8 s: far enough apart that a busy machine cannot reorder them.
+    monkeypatch.setenv("SOURCES__FULFILLMENT__BACKOFF_FACTOR", "0.2")
     demo_api.configure(records=RECORDS, fail_status=429, fail_times=3, fail_offsets={0})
 
     assert materialize_all(instance, selection=RAW_ONLY).success
@@ -156,6 +161,7 @@ def test_429_without_retry_after_backs_off_exponentially_then_loads(
     at = [request.at for request in demo_api.requests if request.offset == 0]
     gaps = [b - a for a, b in zip(at, at[1:], strict=False)]
     assert len(at) == 4 and gaps[0] < gaps[1] < gaps[2]  # factor * 2**n
+    assert gaps[2] >= 0.75
     assert len(table_snapshot(isolated_environment)) == RECORDS
 
 
