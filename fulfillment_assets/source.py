@@ -159,7 +159,7 @@ class PageReadAhead:
     rest_api walks offsets one request at a time; this sits in the session's `send`, so the walk
     stays rest_api's own while up to `concurrency` later pages are already in flight. Pages are
     handed out in offset order, so results equal the sequential walk. A 429 halves the window.
-    Against a fast API (answers within `min_latency`) it keeps just the next page in flight.
+    Against a fast API (answers within `min_latency`) it keeps only a few pages in flight.
     """
 
     def __init__(
@@ -226,11 +226,11 @@ class PageReadAhead:
     def _ahead(self) -> int:
         """Pages to keep in flight beyond the one being processed.
 
-        Against a fast API one is enough: it is fetched while the current page is processed, and
-        more threads would only contend for the GIL. A slow API gets the whole window.
+        Against a fast API a few are enough to keep the API busy while pages are processed; more
+        threads would only contend for the GIL. A slow API gets the whole window.
         """
         if (self.latency or 0.0) < self._min_latency:
-            return min(1, self.window)
+            return min(settings.READ_AHEAD_FAST_API_PAGES, self.window)
         return self.window
 
     def _fill_window(self) -> None:
