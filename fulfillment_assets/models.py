@@ -41,13 +41,9 @@ MODEL_ASSET_ATTRIBUTES = {
 }
 
 
-def _raw_columns(warehouse: Warehouse) -> list[str]:
+def _data_columns(raw_columns: dict[str, str]) -> list[str]:
     """The raw table's data columns: no dlt bookkeeping, no variant columns (a rule covers them)."""
-    return [
-        name
-        for name in warehouse.columns(RAW)
-        if not name.startswith("_dlt_") and "__v_" not in name
-    ]
+    return [name for name in raw_columns if not name.startswith("_dlt_") and "__v_" not in name]
 
 
 def _breaks_any(rules: list[RowRule]) -> str:
@@ -75,10 +71,6 @@ def _table_result(warehouse: Warehouse, table: str, **metadata: object) -> Mater
     )
 
 
-def _nothing_loaded(warehouse: Warehouse) -> bool:
-    return not warehouse.columns(RAW)
-
-
 @asset(
     key=VALIDATED_KEY,
     deps=[RAW_ASSET_KEY],
@@ -90,13 +82,14 @@ def _nothing_loaded(warehouse: Warehouse) -> bool:
     ),
 )
 def orders_validated(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
-    if _nothing_loaded(warehouse):
+    raw_columns = warehouse.columns(RAW)
+    if not raw_columns:
         context.log.info("the raw table does not exist yet: nothing to validate")
         warehouse.replace_table(VALIDATED, f"SELECT {NO_ORDERS} WHERE FALSE")
         return _table_result(warehouse, VALIDATED)
-    rules = row_rules(warehouse.columns(RAW))
+    rules = row_rules(raw_columns)
     select = (
-        f"SELECT {', '.join(_raw_columns(warehouse))} FROM {{{RAW}}} "
+        f"SELECT {', '.join(_data_columns(raw_columns))} FROM {{{RAW}}} "
         f"WHERE NOT ({_breaks_any(rules)})"
     )
     warehouse.replace_table(VALIDATED, select, *_params(rules))
@@ -114,19 +107,20 @@ def orders_validated(context: AssetExecutionContext, warehouse: Warehouse) -> Ma
     ),
 )
 def orders_rejected(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
-    if _nothing_loaded(warehouse):
+    raw_columns = warehouse.columns(RAW)
+    if not raw_columns:
         context.log.info("the raw table does not exist yet: nothing rejected")
         warehouse.replace_table(
             REJECTED, f"SELECT {NO_ORDERS}, CAST(NULL AS VARCHAR) AS rejection_reasons WHERE FALSE"
         )
         return _table_result(warehouse, REJECTED, rejected_fraction=0.0)
-    rules = row_rules(warehouse.columns(RAW))
+    rules = row_rules(raw_columns)
     reasons = ", ".join(
         f"CASE WHEN COALESCE({rule.condition}, FALSE) THEN '{rule.reason}' END" for rule in rules
     )
-    drifted = [name for name in warehouse.columns(RAW) if "__v_" in name]
+    drifted = [name for name in raw_columns if "__v_" in name]
     select = (
-        f"SELECT {', '.join(_raw_columns(warehouse) + drifted)}, "
+        f"SELECT {', '.join(_data_columns(raw_columns) + drifted)}, "
         f"concat_ws('; ', {reasons}) AS rejection_reasons "
         f"FROM {{{RAW}}} WHERE {_breaks_any(rules)}"
     )
@@ -173,7 +167,7 @@ def orders_daily_summary(warehouse: Warehouse) -> MaterializeResult:
     description="validated + rejected = raw: every raw row is in exactly one of the two tables.",
 )
 def validated_plus_rejected_equals_raw(warehouse: Warehouse) -> AssetCheckResult:
-    if _nothing_loaded(warehouse):
+    if not warehouse.columns(RAW):
         return AssetCheckResult(passed=True, description="no rows loaded yet")
     ((raw, validated, rejected, in_both),) = warehouse.query(
         f"SELECT (SELECT count(*) FROM {{{RAW}}}), (SELECT count(*) FROM {{{VALIDATED}}}), "
