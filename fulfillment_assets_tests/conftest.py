@@ -26,6 +26,15 @@ TEST_API_KEY = "sk_test_FULFILLMENT_7d9c1e5b42"
 TEST_BACKOFF_FACTOR = "0.02"
 
 
+# Every check the project defines: the five on the raw table and the one on the models.
+CHECK_NAMES = {
+    "schema_contract",
+    "customer_id_not_null",
+    "order_status_not_null",
+    "order_status_accepted",
+    "id_unique_and_not_null",
+    "validated_plus_rejected_equals_raw",
+}
 # Just the ingestion: for tests about loading, where the checks and models only cost time.
 RAW_ONLY = AssetSelection.assets(["fulfillment", "fulfillment_data"]).without_checks()
 
