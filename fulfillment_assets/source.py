@@ -23,8 +23,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from ipaddress import ip_address
-from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 import dlt
 import orjson
@@ -48,6 +48,7 @@ BASE_URL_SETTING = (
     "SOURCES__FULFILLMENT__BASE_URL (or base_url under [sources.fulfillment] in .dlt/config.toml)"
 )
 _SECRET_IN_URL = re.compile(r"(api_key=)[^&\s'\"#]*", re.IGNORECASE)
+_OFFSET_IN_URL = re.compile(r"[?&]offset=(\d+)")
 _EXCERPT_CHARS = 120
 
 
@@ -77,8 +78,8 @@ def _excerpt(response: requests.Response) -> str:
 
 
 def _offset_of(url: str | None) -> int | None:
-    value = dict(parse_qsl(urlsplit(url or "").query)).get("offset")
-    return int(value) if value and value.isdigit() else None
+    found = _OFFSET_IN_URL.search(url or "")
+    return int(found.group(1)) if found else None
 
 
 def _http_error(response: requests.Response) -> FulfillmentHttpError:
@@ -156,26 +157,33 @@ def check_page(
 class PageReadAhead:
     """Fetches the pages after the current one concurrently once `total` is known.
 
-    rest_api walks offsets one request at a time; this sits in the session's `send`, so the walk
-    stays rest_api's own while up to `concurrency` later pages are already in flight. Pages are
-    handed out in offset order, so results equal the sequential walk. A 429 halves the window.
-    Against a fast API (answers within `min_latency`) it keeps only a few pages in flight.
+    rest_api walks offsets one request at a time; this sits in the session's `prepare_request`
+    and `send`, so the walk stays rest_api's own while up to `concurrency` later pages are already
+    in flight. Pages are handed out in offset order, so results equal the sequential walk. A 429
+    halves the window. Against a fast API (answers within `min_latency`) it keeps only a few pages
+    in flight.
     """
 
     def __init__(
         self,
+        prepare: Callable[[requests.Request], requests.PreparedRequest],
         send: Callable[..., requests.Response],
         concurrency: int,
         min_latency: float = settings.READ_AHEAD_MIN_LATENCY_SECONDS,
     ) -> None:
+        self._prepare = prepare
         self._send = send
         self._min_latency = min_latency
         self.latency: float | None = None  # moving average of the API's answer time
         self._max_window = max(1, concurrency)
         self.window = self._max_window
         self._lock = threading.Lock()
-        self._pending: dict[int, Future[requests.Response]] = {}
+        self._pending: dict[int, _PageFetch] = {}
+        # The fetch whose prepared request rest_api holds now and sends next.
+        self._handed_out: _PageFetch | None = None
         self._pool: ThreadPoolExecutor | None = None
+        # The request rest_api walks (its offset left out), as sent, with the send's kwargs.
+        self._walk: tuple[Any, ...] | None = None
         self._template: tuple[requests.PreparedRequest, dict[str, Any]] | None = None
         self._next_offset = 0
         self._stop_offset = 0
@@ -185,12 +193,24 @@ class PageReadAhead:
         # rest_api deep-copies its config to validate it; the copy must share this one's state.
         return self
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        offset = _offset_of(request.url)
+    def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
+        """A page fetched ahead was prepared then; preparing it again costs ~0.3 ms a page."""
+        walk = _walk_of(request)
+        offset = (request.params or {}).get("offset")
         with self._lock:
-            future = self._pending.pop(offset, None) if offset is not None else None
-            self._template = (request, kwargs)
-        response = self._send(request, **kwargs) if future is None else future.result()
+            fetch = self._pending.pop(offset, None) if walk == self._walk else None
+            if fetch is None:
+                self._walk = walk
+            self._handed_out = fetch
+        return fetch.request if fetch is not None else self._prepare(request)
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        with self._lock:
+            fetch, self._handed_out = self._handed_out, None
+            if fetch is None or fetch.request is not request:
+                fetch = None
+                self._template = (request, kwargs)
+        response = fetch.future.result() if fetch is not None else self._send(request, **kwargs)
         elapsed = response.elapsed.total_seconds()
         self.latency = elapsed if self.latency is None else 0.8 * self.latency + 0.2 * elapsed
         self._fill_window()
@@ -215,11 +235,16 @@ class PageReadAhead:
 
     def close(self) -> None:
         with self._lock:
-            for future in self._pending.values():
-                future.cancel()
+            fetches = list(self._pending.values())
+            if self._handed_out is not None:
+                fetches.append(self._handed_out)
             self._pending.clear()
+            self._handed_out = None
+            self._walk = None
             self._next_offset = self._stop_offset = 0
             pool, self._pool = self._pool, None
+        for fetch in fetches:
+            fetch.future.cancel()
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
 
@@ -235,23 +260,35 @@ class PageReadAhead:
 
     def _fill_window(self) -> None:
         with self._lock:
-            if self._template is None:
+            if self._template is None or self._walk is None:
+                return
+            template, kwargs = self._template
+            offset_at = _OFFSET_IN_URL.search(template.url or "")
+            if offset_at is None:
                 return
             while self._next_offset < self._stop_offset and len(self._pending) < self._ahead():
                 offset = self._next_offset
                 self._next_offset += self._limit
                 if self._pool is None:
                     self._pool = ThreadPoolExecutor(self._max_window, "fulfillment-page")
-                request = self._template[0].copy()
-                request.prepare_url(_with_offset(request.url, offset), None)
-                self._pending[offset] = self._pool.submit(self._send, request, **self._template[1])
+                request = template.copy()
+                # The template's URL with another offset: what prepare_url would build, ~20x
+                # cheaper than running it again.
+                url = template.url or ""
+                request.url = f"{url[: offset_at.start(1)]}{offset}{url[offset_at.end(1) :]}"
+                future = self._pool.submit(self._send, request, **kwargs)
+                self._pending[offset] = _PageFetch(request, future)
 
 
-def _with_offset(url: str, offset: int) -> str:
-    parts = urlsplit(url)
-    query = dict(parse_qsl(parts.query, keep_blank_values=True))
-    query["offset"] = str(offset)
-    return urlunsplit(parts._replace(query=urlencode(query)))
+class _PageFetch(NamedTuple):
+    request: requests.PreparedRequest
+    future: Future[requests.Response]
+
+
+def _walk_of(request: requests.Request) -> tuple[Any, ...]:
+    """What identifies a paginated request across its pages: everything but the offset."""
+    params = {k: v for k, v in (request.params or {}).items() if k != "offset"}
+    return (request.method, request.url, params, request.headers, request.auth, request.hooks)
 
 
 class FulfillmentPaginator(OffsetPaginator):
@@ -340,7 +377,10 @@ def build_session(
         # Raised outside the except block, so no exception chain carries the unredacted URL.
         raise FulfillmentApiError(_describe_transport_error(failure, request, api_key))
 
-    read_ahead = PageReadAhead(send_without_key_in_errors, read_ahead_pages)
+    read_ahead = PageReadAhead(
+        session.prepare_request, send_without_key_in_errors, read_ahead_pages
+    )
+    session.prepare_request = read_ahead.prepare_request  # type: ignore[method-assign]
     session.send = read_ahead.send  # type: ignore[method-assign]
     return session, read_ahead
 
