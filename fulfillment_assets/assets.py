@@ -24,7 +24,7 @@ from fulfillment_assets.source import (
     describe_fulfillment,
     fulfillment,
 )
-from fulfillment_assets.warehouse import Warehouse, fulfillment_pipeline
+from fulfillment_assets.warehouse import Warehouse, described_pipeline
 
 API_ASSET_KEY = AssetKey([settings.DATASET_NAME, "fulfillment_api"])
 RAW_ASSET_KEY = AssetKey([settings.DATASET_NAME, settings.RESOURCE_NAME])
@@ -83,7 +83,7 @@ def _loader_file_format(pipeline: Any) -> str | None:
 
 @dlt_assets(
     dlt_source=describe_fulfillment(),
-    dlt_pipeline=fulfillment_pipeline(),
+    dlt_pipeline=described_pipeline(),
     name="fulfillment_ingest",
     dagster_dlt_translator=FulfillmentTranslator(),
     pool="fulfillment_ingest",
@@ -97,17 +97,18 @@ def fulfillment_dlt_assets(
     except ConfigFieldMissingException as missing:
         setting = API_KEY_SETTING if "api_key" in missing.fields else BASE_URL_SETTING
         raise Failure(f"the fulfillment source is not configured: set {setting}") from None
-    pipeline = warehouse.pipeline()
-    for result in dlt.run(
-        context=context,
-        dlt_source=source,
-        dlt_pipeline=pipeline,
-        loader_file_format=_loader_file_format(pipeline),
-    ):
-        if isinstance(result, MaterializeResult):
-            yield result._replace(metadata={**(result.metadata or {}), **_table_stats(warehouse)})
-        else:
-            yield result
+    with warehouse.loading_pipeline(context.log) as pipeline:
+        for result in dlt.run(
+            context=context,
+            dlt_source=source,
+            dlt_pipeline=pipeline,
+            loader_file_format=_loader_file_format(pipeline),
+        ):
+            if isinstance(result, MaterializeResult):
+                stats = _table_stats(warehouse)
+                yield result._replace(metadata={**(result.metadata or {}), **stats})
+            else:
+                yield result
 
 
 def _table_stats(warehouse: Warehouse) -> dict[str, Any]:

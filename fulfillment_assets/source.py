@@ -23,13 +23,13 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from ipaddress import ip_address
+from itertools import chain, islice
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import dlt
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 import requests
 from dlt.common import jsonpath
 from dlt.extract.resource import DltResource
@@ -428,6 +428,7 @@ def _is_loopback(host: str) -> bool:
 
 
 # Python types each dlt data type accepts from JSON; anything else is a type drift.
+_NONE_TYPE = type(None)
 _ACCEPTS: dict[str, tuple[type, ...]] = {
     "bigint": (int,),
     "double": (float, int),
@@ -466,10 +467,9 @@ def page_to_arrow(page: list[dict[str, Any]]) -> pa.Table:
     Nested objects and lists become JSON text.
     """
     names = list(page[0]) if page else []
-    first_keys = page[0].keys() if page else None
-    for record in page:
-        if record.keys() != first_keys:  # rare: fields that only some records have
-            names.extend(key for key in record if key not in names)
+    if page and set().union(*page).difference(names):
+        # Rare: fields that only some records have, kept in order of first appearance.
+        names = list(dict.fromkeys(chain.from_iterable(page)))
     columns = _declared_columns(page, [n for n in names if n in _DECLARED_TYPES])
     if columns is None:  # a value of another type: column by column, drift to variants
         columns = {}
@@ -482,10 +482,10 @@ def page_to_arrow(page: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_pydict(columns)
 
 
-# What the documented columns convert to in one pass (integers other than the checked `id` as
-# doubles, timestamps as text, both converted after); JSON columns go column by column.
+# What the documented columns convert to in one C-level pass (timestamps as text, parsed after);
+# JSON columns go column by column.
 _FAST_ARROW_TYPES: dict[str, pa.DataType] = {
-    "bigint": pa.float64(),
+    "bigint": pa.int64(),
     "double": pa.float64(),
     "text": pa.string(),
     "timestamp": pa.string(),
@@ -495,21 +495,26 @@ _FAST_ARROW_TYPES: dict[str, pa.DataType] = {
 def _declared_columns(page: list[dict[str, Any]], names: list[str]) -> dict[str, pa.Array] | None:
     """The documented columns in one C-level conversion, or None if any value does not fit.
 
-    Integers other than `id` (checked per page) convert as doubles first: pyarrow would truncate
-    a float silently, a drift the table must show.
+    pyarrow refuses text where a number belongs and a number where text belongs, but it turns a
+    float into an integer and a bool into 1.0 silently: numeric columns other than `id` (whose
+    type the page check enforces) get their value types checked first.
     """
     fast = {
-        name: pa.int64() if name == "id" else _FAST_ARROW_TYPES[_DECLARED_TYPES[name]]
+        name: _FAST_ARROW_TYPES[_DECLARED_TYPES[name]]
         for name in names
         if _DECLARED_TYPES[name] in _FAST_ARROW_TYPES
     }
+    for name, arrow_type in fast.items():
+        if pa.types.is_string(arrow_type) or name == "id":
+            continue
+        if not _has_only_accepted_types([record.get(name) for record in page], name):
+            return None
     try:
         table = pa.Table.from_pylist(page, schema=pa.schema(list(fast.items())))
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
         return None
     columns: dict[str, pa.Array] = {}
     for name in names:
-        data_type = _DECLARED_TYPES[name]
         if name not in fast:
             typed = _typed_column(page, name)
             if set(typed) != {name}:
@@ -517,17 +522,18 @@ def _declared_columns(page: list[dict[str, Any]], names: list[str]) -> dict[str,
             columns[name] = typed[name]
             continue
         column = table.column(name).combine_chunks()
-        try:
-            if data_type == "timestamp":
+        if _DECLARED_TYPES[name] == "timestamp":
+            try:
                 column = column.cast(_TIMESTAMP)
-            elif data_type == "bigint" and name != "id":
-                if pc.all(pc.equal(column, pc.floor(column))).as_py() is False:
-                    return None
-                column = column.cast(pa.int64())
-        except pa.ArrowInvalid:
-            return None
+            except pa.ArrowInvalid:
+                return None
         columns[name] = column
     return columns
+
+
+def _has_only_accepted_types(values: list[Any], name: str) -> bool:
+    accepted = _ACCEPTS[_DECLARED_TYPES[name]]
+    return all(t in accepted or t is _NONE_TYPE for t in set(map(type, values)))
 
 
 def _typed_column(page: list[dict[str, Any]], name: str) -> dict[str, pa.Array]:
@@ -540,20 +546,35 @@ def _typed_column(page: list[dict[str, Any]], name: str) -> dict[str, pa.Array]:
         return {}  # only nulls so far: dlt cannot type the column either
     accepts = _ACCEPTS[data_type]
     drifted: dict[str, list[Any]] = {}
-    for position, value in enumerate(values):
-        if value is not None and type(value) not in accepts:
-            variant = _DLT_TYPE_OF.get(type(value), "text")
-            drifted.setdefault(variant, [None] * len(values))[position] = value
-            values[position] = None
-    columns: dict[str, pa.Array] = {}
-    try:
-        columns[name] = _arrow_array(values, data_type)
-    except pa.ArrowInvalid:
+    if not all(t in accepts or t is _NONE_TYPE for t in set(map(type, values))):
+        for position, value in enumerate(values):
+            if value is not None and type(value) not in accepts:
+                variant = _DLT_TYPE_OF.get(type(value), "text")
+                drifted.setdefault(variant, [None] * len(values))[position] = value
+                values[position] = None
+    if data_type == "timestamp" and (unparsed := _take_unparsed_timestamps(values)):
         # Text that is no timestamp: kept as text, and visible to the checks as drift.
-        columns[f"{name}__v_text"] = pa.array([None if v is None else str(v) for v in values])
+        drifted["text"] = unparsed
+    columns = {name: _arrow_array(values, data_type)}
     for variant, variant_values in drifted.items():
         columns[f"{name}__v_{variant}"] = _arrow_array(variant_values, variant)
     return columns
+
+
+def _take_unparsed_timestamps(values: list[Any]) -> list[Any] | None:
+    """Moves the texts that do not parse as timestamps out of `values`; None if all parse."""
+    try:
+        pa.array(values, pa.string()).cast(_TIMESTAMP)
+        return None
+    except pa.ArrowInvalid:
+        pass
+    unparsed: list[Any] = [None] * len(values)
+    for position, value in enumerate(values):
+        try:
+            pa.scalar(value, pa.string()).cast(_TIMESTAMP)
+        except pa.ArrowInvalid:
+            unparsed[position], values[position] = value, None
+    return unparsed
 
 
 def _arrow_array(values: list[Any], data_type: str) -> pa.Array:
@@ -650,13 +671,8 @@ def arrow_batches(records: Iterable[dict[str, Any]], batch_rows: int) -> Iterato
     dlt spends ~10 ms of schema work on every item it extracts, whatever its size: on pages of
     100 records that is most of the run. Batches keep that small and memory bounded.
     """
-    batch: list[dict[str, Any]] = []
-    for record in records:
-        batch.append(record)
-        if len(batch) >= batch_rows:
-            yield page_to_arrow(batch)
-            batch = []
-    if batch:
+    records = iter(records)
+    while batch := list(islice(records, batch_rows)):
         yield page_to_arrow(batch)
 
 

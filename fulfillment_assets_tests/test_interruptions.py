@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from dagster import DagsterEventType, DagsterInstance
+from dagster import DagsterInstance
 
 from fulfillment_assets import settings
 from fulfillment_assets.demo_api import DemoApiOptions, DemoApiServer, make_record
@@ -38,7 +38,7 @@ def _start_child(dagster_home: Path) -> subprocess.Popen:
         env=env,
         cwd=settings.PROJECT_ROOT,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=open(os.environ.get("CHILD_STDERR", os.devnull), "a"),
         text=True,
         start_new_session=True,
     )
@@ -123,9 +123,14 @@ def test_a_run_killed_mid_phase_is_completed_by_the_next_run(
     ) == [(i, make_record(i, version=1)["amount"]) for i in range(1, RECORDS + 1)]
 
 
-def test_two_ingestion_runs_at_once_are_kept_apart_by_the_pool(
-    demo_api: DemoApiServer, dagster_home: Path, isolated_environment: Path
+@pytest.mark.parametrize("kept_apart_by", ["pool", "lock"])
+def test_two_ingestion_runs_at_once_load_one_after_the_other(
+    kept_apart_by: str, demo_api: DemoApiServer, dagster_home: Path, isolated_environment: Path
 ) -> None:
+    if kept_apart_by == "lock":
+        # No pool limit: as when the pool's slot race on SQLite storage lets both runs in, or a
+        # deployment forgot the pool; the pipeline's file lock alone must keep the loads apart.
+        (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     # Slow pages, so the two runs overlap unless something keeps them apart.
     demo_api.configure(DemoApiOptions(records=RECORDS, api_key=TEST_API_KEY, latency_ms=50))
 
@@ -134,21 +139,53 @@ def test_two_ingestion_runs_at_once_are_kept_apart_by_the_pool(
 
     assert all(child.returncode == 0 for child in children), outputs
     assert all(output.strip().endswith("True") for output in outputs), outputs
-    os.environ["DAGSTER_HOME"] = str(dagster_home)
-    try:
-        with DagsterInstance.get() as instance:
-            spans = []
-            for run in instance.get_runs():
-                events = {
-                    entry.dagster_event.event_type: entry.timestamp
-                    for entry in instance.all_logs(run.run_id)
-                    if entry.dagster_event and entry.dagster_event.step_key == "fulfillment_ingest"
-                }
-                spans.append(
-                    (events[DagsterEventType.STEP_START], events[DagsterEventType.STEP_SUCCESS])
-                )
-    finally:
-        del os.environ["DAGSTER_HOME"]
-    first, second = sorted(spans)
-    assert first[1] <= second[0], f"the ingestion steps overlapped: {spans}"
+    # dlt's own record of the two loads: each extract started (load_id) after the other load
+    # had finished loading (inserted_at), whichever got the pool slot or the lock first.
+    loads = query(
+        isolated_environment,
+        "SELECT CAST(load_id AS DOUBLE), epoch(inserted_at) FROM fulfillment._dlt_loads "
+        "ORDER BY load_id",
+    )
+    assert len(loads) == 2, loads
+    (_, first_done), (second_started, _) = loads
+    assert first_done <= second_started, f"the two loads overlapped: {loads}"
     _loaded_once_each(isolated_environment)
+
+
+def test_code_loading_and_queries_during_a_load_leave_it_alone(
+    demo_api: DemoApiServer, dagster_home: Path, isolated_environment: Path
+) -> None:
+    # Every process that loads the code (webserver, daemon, each run) builds the definitions'
+    # pipeline; dlt wipes a working dir without state, as a load's is while it extracts.
+    # Without `total` the walk is sequential: slow enough to still be extracting afterwards.
+    demo_api.configure(
+        DemoApiOptions(records=RECORDS, api_key=TEST_API_KEY, include_total=False, latency_ms=300)
+    )
+    child = _start_child(dagster_home)
+    try:
+        _wait_for(lambda: len(demo_api.requests) >= 3, 120, "the child to fetch pages")
+        loader = subprocess.run(
+            [sys.executable, "-c", CODE_LOCATION_AND_QUERY],
+            cwd=settings.PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert loader.returncode == 0, loader.stderr[-2000:]
+        assert child.poll() is None, "the load finished before the code location was loaded"
+        demo_api.configure(latency_ms=0)
+        output = child.communicate(timeout=300)[0]
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+    assert child.returncode == 0 and output.strip().endswith("True"), output
+    _loaded_once_each(isolated_environment)
+
+
+# A code location loading, then a reader asking for the stored schema, as a check would.
+CODE_LOCATION_AND_QUERY = """
+from fulfillment_assets.definitions import defs
+from fulfillment_assets.warehouse import Warehouse
+assert defs.resolve_asset_graph().get_all_asset_keys()
+Warehouse().stored_schema()
+"""
