@@ -37,6 +37,8 @@ CONTENDERS_PY = ROOT / "benchmarks" / "contenders.py"
 KEY_ENV = "BENCH_API_KEY"
 SMALL_LOAD = 1_000
 SMALL_LOAD_REPEATS = 3
+# First run + re-run pairs of the project; the re-run target compares the best of each.
+RERUN_PAIRS = 3
 TOP_COLUMNS = "id, customer_id, order_status, created_at, updated_at, amount, currency, items_count"
 
 
@@ -292,11 +294,19 @@ def run_all(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                         continue
                     out["runs"][size, latency, contender] = result
                     if contender == "project" and latency == args.latencies[0] and result:
-                        # Unchanged data into the same data dir, right after the first run.
-                        rerun = attempt(
-                            f"re-run {name}", contender, api.url, size, latency, data_dir
-                        )
-                        out["rerun"][size] = rerun
+                        # Unchanged data into the same data dir, right after the first run; in
+                        # RERUN_PAIRS fresh data dirs, as one pair differs by about the noise.
+                        pairs = [(result, data_dir)] + [
+                            (attempt(f"{name}, pair {i + 1}", contender, api.url, size, latency,
+                                     case / f"project_pair{i + 1}"), case / f"project_pair{i + 1}")
+                            for i in range(1, RERUN_PAIRS)
+                        ]  # fmt: skip
+                        out["rerun"][size] = [
+                            (first, attempt(f"re-run {name}", contender, api.url, size, latency,
+                                            pair_dir))
+                            for first, pair_dir in pairs
+                            if first and "killed" not in first
+                        ]  # fmt: skip
                 out["failures"] += api.deaths
             if out["runs"].get((size, latency, "project")) and out["runs"].get(
                 (size, latency, "seed")
@@ -451,14 +461,26 @@ def targets_section(args: argparse.Namespace, out: dict[str, Any]) -> list[str]:
             f"process with interpreter start and imports: project {process['project']:.1f} s, "
             f"seed {process['seed']:.1f} s."
         )
-    for size, again in out["rerun"].items():
-        first = out["runs"][size, args.latencies[0], "project"]
-        ratio = again["seconds"] / first["seconds"]
-        target(f"re-run at {size:,} <= first run", ratio, ratio <= 1, "{:.2f}x of first")
-        notes.append(
-            f"**Re-run** at {size:,} @ {args.latencies[0]:g} ms, unchanged data, same data dir: "
+    for size, pairs in out["rerun"].items():
+        pairs = [(first, again) for first, again in pairs if again and "killed" not in again]
+        if not pairs:
+            continue
+        best_first = min(first["seconds"] for first, _ in pairs)
+        best_again = min(again["seconds"] for _, again in pairs)
+        ratio = best_again / best_first
+        target(
+            f"re-run at {size:,} <= first run (best of {len(pairs)} each)",
+            ratio, ratio <= 1, "{:.2f}x of first",
+        )  # fmt: skip
+        described = "; ".join(
             f"first {first['seconds']:.1f} s ({_steps(first)}), again {again['seconds']:.1f} s "
-            f"({_steps(again)}), peak RSS {again['peak_rss_mb']:.0f} MB."
+            f"({_steps(again)}), peak RSS {again['peak_rss_mb']:.0f} MB"
+            for first, again in pairs
+        )
+        notes.append(
+            f"**Re-run** at {size:,} @ {args.latencies[0]:g} ms, unchanged data, same data dir, "
+            f"{len(pairs)} pairs in fresh data dirs (best first {best_first:.1f} s, best again "
+            f"{best_again:.1f} s): {described}."
         )
     lines += _table(["target", "measured", "verdict"], rows)
     for note in notes:
@@ -518,7 +540,11 @@ METHOD = """\
   is the process's user + system time; **peak RSS** is its `VmHWM`; **load avg** the machine's
   1-minute load when it started. Steps are dlt's `pipeline.last_trace` timings.
 - The re-run materializes the project again into the data dir of its first run, right after it,
-  against the same API process (the records are deterministic).
+  against the same API process (the records are deterministic). A re-run does the same work as
+  the first run (every page fetched, every row merged), so one pair differs by about the noise:
+  the benchmark measures 3 pairs in fresh data dirs (the first pair's first run is the one in
+  the results table) and compares the best first run with the best re-run, as the small load
+  compares best of 3.
 - **project**: `dagster.materialize` of `fulfillment_assets.definitions.defs` assets, selection
   `fulfillment/fulfillment_data` (no checks), ephemeral instance, configured by
   `SOURCES__FULFILLMENT__*` and `FULFILLMENT_DATA_DIR`.
