@@ -507,7 +507,8 @@ def _declared_columns(page: list[dict[str, Any]], names: list[str]) -> dict[str,
     for name, arrow_type in fast.items():
         if pa.types.is_string(arrow_type) or name == "id":
             continue
-        if not _has_only_accepted_types([record.get(name) for record in page], name):
+        accepted = _ACCEPTS[_DECLARED_TYPES[name]]
+        if not _all_of_types([record.get(name) for record in page], accepted):
             return None
     try:
         table = pa.Table.from_pylist(page, schema=pa.schema(list(fast.items())))
@@ -531,8 +532,8 @@ def _declared_columns(page: list[dict[str, Any]], names: list[str]) -> dict[str,
     return columns
 
 
-def _has_only_accepted_types(values: list[Any], name: str) -> bool:
-    accepted = _ACCEPTS[_DECLARED_TYPES[name]]
+def _all_of_types(values: list[Any], accepted: tuple[type, ...]) -> bool:
+    """Whether every value is None or of an accepted type (one C-level pass over the values)."""
     return all(t in accepted or t is _NONE_TYPE for t in set(map(type, values)))
 
 
@@ -546,28 +547,25 @@ def _typed_column(page: list[dict[str, Any]], name: str) -> dict[str, pa.Array]:
         return {}  # only nulls so far: dlt cannot type the column either
     accepts = _ACCEPTS[data_type]
     drifted: dict[str, list[Any]] = {}
-    if not all(t in accepts or t is _NONE_TYPE for t in set(map(type, values))):
+    if not _all_of_types(values, accepts):
         for position, value in enumerate(values):
             if value is not None and type(value) not in accepts:
                 variant = _DLT_TYPE_OF.get(type(value), "text")
                 drifted.setdefault(variant, [None] * len(values))[position] = value
                 values[position] = None
-    if data_type == "timestamp" and (unparsed := _take_unparsed_timestamps(values)):
+    try:
+        columns = {name: _arrow_array(values, data_type)}
+    except pa.ArrowInvalid:
         # Text that is no timestamp: kept as text, and visible to the checks as drift.
-        drifted["text"] = unparsed
-    columns = {name: _arrow_array(values, data_type)}
+        drifted["text"] = _take_unparsed_timestamps(values)
+        columns = {name: _arrow_array(values, data_type)}
     for variant, variant_values in drifted.items():
         columns[f"{name}__v_{variant}"] = _arrow_array(variant_values, variant)
     return columns
 
 
-def _take_unparsed_timestamps(values: list[Any]) -> list[Any] | None:
-    """Moves the texts that do not parse as timestamps out of `values`; None if all parse."""
-    try:
-        pa.array(values, pa.string()).cast(_TIMESTAMP)
-        return None
-    except pa.ArrowInvalid:
-        pass
+def _take_unparsed_timestamps(values: list[Any]) -> list[Any]:
+    """Moves the texts that do not parse as timestamps out of `values`, to the same positions."""
     unparsed: list[Any] = [None] * len(values)
     for position, value in enumerate(values):
         try:

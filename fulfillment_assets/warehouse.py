@@ -43,7 +43,7 @@ def fulfillment_destination() -> Any:
     return dlt.destinations.duckdb(credentials=credentials)
 
 
-def fulfillment_pipeline() -> dlt.Pipeline:
+def fulfillment_pipeline(pipelines_dir: str | None = None) -> dlt.Pipeline:
     """The pipeline that loads the fulfillment dataset; configuration is read when called.
 
     Build it only under `Warehouse.loading_pipeline()`: dlt wipes a working dir it finds without
@@ -56,7 +56,7 @@ def fulfillment_pipeline() -> dlt.Pipeline:
     dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
     return dlt.pipeline(
         pipeline_name=settings.PIPELINE_NAME,
-        pipelines_dir=str(settings.pipelines_dir()),
+        pipelines_dir=pipelines_dir or str(settings.pipelines_dir()),
         destination=fulfillment_destination(),
         dataset_name=settings.DATASET_NAME,
     )
@@ -70,12 +70,7 @@ def described_pipeline() -> dlt.Pipeline:
     is a temporary one of that process: loading code neither creates nor wipes the working dir
     of the loads.
     """
-    return dlt.pipeline(
-        pipeline_name=settings.PIPELINE_NAME,
-        pipelines_dir=_process_pipelines_dir().name,
-        destination=fulfillment_destination(),
-        dataset_name=settings.DATASET_NAME,
-    )
+    return fulfillment_pipeline(pipelines_dir=_process_pipelines_dir().name)
 
 
 @functools.cache
