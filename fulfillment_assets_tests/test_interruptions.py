@@ -38,7 +38,7 @@ def _start_child(dagster_home: Path) -> subprocess.Popen:
         env=env,
         cwd=settings.PROJECT_ROOT,
         stdout=subprocess.PIPE,
-        stderr=open(os.environ.get("CHILD_STDERR", os.devnull), "a"),
+        stderr=subprocess.DEVNULL,
         text=True,
         start_new_session=True,
     )
