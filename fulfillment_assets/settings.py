@@ -130,6 +130,14 @@ def accepted_statuses() -> tuple[str, ...]:
     return tuple(status.strip() for status in configured.split(",") if status.strip())
 
 
+def dead_run_sensor_interval_seconds() -> int:
+    """How often the daemon looks for runs whose process died (seconds).
+
+    FULFILLMENT_DEAD_RUN_SENSOR_INTERVAL_SECONDS, read when the code location loads.
+    """
+    return int(os.environ.get("FULFILLMENT_DEAD_RUN_SENSOR_INTERVAL_SECONDS", "60"))
+
+
 def duckdb_memory_limit() -> str:
     """DuckDB's memory cap (FULFILLMENT_DUCKDB_MEMORY_LIMIT); past it DuckDB spills to disk."""
     return os.environ.get("FULFILLMENT_DUCKDB_MEMORY_LIMIT", "128MB")

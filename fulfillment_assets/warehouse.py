@@ -17,10 +17,11 @@ from typing import Any
 
 import dlt
 import filelock
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, InitResourceContext
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from fulfillment_assets import settings
+from fulfillment_assets.run_liveness import fail_dead_runs, hold_run_liveness
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +82,17 @@ def _process_pipelines_dir() -> tempfile.TemporaryDirectory[str]:
 
 class Warehouse(ConfigurableResource):
     """Runs SQL in the fulfillment dataset of the configured destination."""
+
+    @contextmanager
+    def yield_for_execution(self, context: InitResourceContext) -> Iterator[Warehouse]:
+        """Every run of the project uses the warehouse: while it does, its process holds a
+        liveness lock, and runs whose process died before it are marked failed first."""
+        if context.run_id is None or context.instance is None:
+            yield self
+            return
+        fail_dead_runs(context.instance, context.log)
+        with hold_run_liveness(context.run_id):
+            yield self
 
     @contextmanager
     def loading_pipeline(self, log: logging.Logger | None = None) -> Iterator[dlt.Pipeline]:

@@ -1,0 +1,147 @@
+"""Runs whose process died (SIGKILL, the OOM killer, a lost machine) are marked failed.
+
+Dagster's default run launcher cannot tell a dead run worker from a busy one, and a run started
+from the CLI has no launcher at all: a killed run stays STARTED forever, and with one run at a
+time (`dagster.yaml`) it blocks every later run, the sensor's included.
+
+Each run of this code location holds an advisory lock (`flock`) on a file of its own under
+`<data dir>/run_liveness/` while it executes; the kernel releases it the moment the process dies,
+however it dies. A run still in progress whose file is unlocked is dead: `fail_dead_runs` marks
+it failed. It runs when a run starts (so the next CLI run cleans up after a killed one, no daemon
+needed) and in a sensor (so the UI, schedule and sensor runs queued behind it get going).
+Runs of other machines or processes never had a file here and are left alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+from dagster import (
+    DagsterInstance,
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    RunsFilter,
+    SensorEvaluationContext,
+    SkipReason,
+    sensor,
+)
+
+from fulfillment_assets import settings
+
+logger = logging.getLogger(__name__)
+
+# A run in these states has (or had) a process executing it.
+EXECUTING_STATUSES = [DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
+
+
+def liveness_dir() -> Path:
+    return settings.data_dir() / "run_liveness"
+
+
+@contextlib.contextmanager
+def hold_run_liveness(run_id: str) -> Iterator[Path]:
+    """Holds this process's liveness lock for `run_id` until the block ends (or the process dies).
+
+    The file is locked before it takes its final name, so a reader never finds it unlocked while
+    its run lives; it is unlinked before the lock is released, so a run that ends normally is
+    never taken for dead.
+    """
+    directory = liveness_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{run_id}.{os.getpid()}.lock"
+    staging = path.with_suffix(".new")
+    fd = os.open(staging, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        holder = {"run_id": run_id, "pid": os.getpid(), "host": socket.gethostname()}
+        os.write(fd, json.dumps(holder).encode())
+        os.replace(staging, path)
+        try:
+            yield path
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _is_dead(path: Path) -> bool:
+    """Whether the process that locked `path` is gone (its lock free, the file still linked)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False  # its run ended normally a moment ago
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # held: the process lives
+        # Unlinked while we waited: its run ended normally.
+        return os.fstat(fd).st_nlink > 0
+    finally:
+        os.close(fd)
+
+
+def fail_dead_runs(instance: DagsterInstance, log: logging.Logger | None = None) -> list[str]:
+    """Marks failed every in-progress run whose process died on this machine; returns their ids.
+
+    Files of runs no longer in progress are removed on the way.
+    """
+    directory = liveness_dir()
+    if not directory.is_dir():
+        return []
+    log = log or logger
+    files_by_run: dict[str, list[Path]] = {}
+    for path in directory.glob("*.lock"):
+        files_by_run.setdefault(path.name.split(".", 1)[0], []).append(path)
+    if not files_by_run:
+        return []
+    in_progress = {
+        record.dagster_run.run_id: record.dagster_run
+        for record in instance.get_run_records(
+            RunsFilter(run_ids=list(files_by_run), statuses=EXECUTING_STATUSES)
+        )
+    }
+    failed = []
+    for run_id, paths in files_by_run.items():
+        dead = [path for path in paths if _is_dead(path)]
+        run = in_progress.get(run_id)
+        if run is not None and len(dead) == len(paths):
+            instance.report_run_failed(
+                run,
+                "The process executing this run died (killed, e.g. SIGKILL or out of memory) "
+                "without reporting an end: marked failed so later runs can proceed. Nothing it "
+                "had not finished loading was kept; the next run loads everything again.",
+            )
+            # Slots of an op-granularity pool are freed by the daemon only after a delay; this
+            # run is known dead now.
+            if instance.event_log_storage.supports_global_concurrency_limits:
+                instance.event_log_storage.free_concurrency_slots_for_run(run_id)
+            log.warning(f"run {run_id} had died without ending: marked it failed")
+            failed.append(run_id)
+        for path in dead:  # a dead process's file is stale, whatever its run's status
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+    return failed
+
+
+@sensor(
+    minimum_interval_seconds=settings.dead_run_sensor_interval_seconds(),
+    default_status=DefaultSensorStatus.RUNNING,
+    description=(
+        "Marks failed the runs of this project whose process died (SIGKILL, out of memory) "
+        "without reporting an end, so the runs queued behind them proceed. Requests no run."
+    ),
+)
+def fulfillment_dead_run_sensor(context: SensorEvaluationContext) -> SkipReason:
+    failed = fail_dead_runs(context.instance, context.log)
+    if failed:
+        return SkipReason(f"marked {len(failed)} dead run(s) failed: {', '.join(failed)}")
+    return SkipReason("no dead run")
