@@ -11,4 +11,6 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 ruff check .
 ruff format --check .
+# dg reads [tool.dg] in pyproject.toml; VIRTUAL_ENV tells it the project's .venv is the active one.
+VIRTUAL_ENV="$PWD/.venv" dg check defs
 exec python -m pytest "$@"
