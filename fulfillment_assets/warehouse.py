@@ -1,7 +1,7 @@
 """The destination: the dlt pipeline that loads it and a Dagster resource that queries it.
 
-Checks and models run SQL through dlt's SQL client, so they work on whichever destination the
-pipeline is configured for (DuckDB by default), with `%s` parameters.
+Checks and models write their SQL once (`fulfillment_assets.sql`); the `Warehouse` renders it for
+the configured destination's dialect and identifier rules and runs it through dlt's SQL client.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import string
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,10 +17,13 @@ from typing import Any
 
 import dlt
 import filelock
-from dagster import ConfigurableResource
-from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+from dagster import ConfigurableResource, Failure
+from dlt.common.configuration import configspec
+from dlt.common.destination import Destination
+from dlt.destinations.impl.duckdb.configuration import DuckDbConnectionPool, DuckDbCredentials
 
-from fulfillment_assets import settings
+from fulfillment_assets import settings, sql
+from fulfillment_assets.sql import Dialect
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +32,9 @@ def fulfillment_destination() -> Any:
     """The configured destination; DuckDB (a file under the data dir) unless configured."""
     name = settings.destination_name()
     if name != "duckdb":
-        return name
+        return Destination.from_reference(name)
     settings.duckdb_path().parent.mkdir(parents=True, exist_ok=True)
-    credentials = DuckDbCredentials(
+    credentials = OneProcessAtATimeCredentials(
         str(settings.duckdb_path()),
         # DuckDB's default is 80% of RAM: the merge of a large load would take it. Capped, it
         # spills to disk instead and the run's memory stays flat in the size of the load.
@@ -49,11 +52,9 @@ def fulfillment_pipeline(pipelines_dir: str | None = None) -> dlt.Pipeline:
     Build it only under `Warehouse.loading_pipeline()`: dlt wipes a working dir it finds without
     state, and a load's has none for a moment as it starts (dagster-dlt drops the local state
     before every run). Readers use `Warehouse.dataset()`, Dagster's definitions
-    `described_pipeline()`; neither touches this working dir.
+    `described_pipeline()`; neither touches this working dir. dlt's own settings for it (e.g.
+    `_dlt_load_id` on Arrow rows) are in `.dlt/config.toml`.
     """
-    # Each row records the load that last wrote it, Arrow pages included (dlt adds it to rows by
-    # default): the checks tell duplicates the API sent in the latest load from older rows.
-    dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
     return dlt.pipeline(
         pipeline_name=settings.PIPELINE_NAME,
         pipelines_dir=pipelines_dir or str(settings.pipelines_dir()),
@@ -79,6 +80,50 @@ def _process_pipelines_dir() -> tempfile.TemporaryDirectory[str]:
     return tempfile.TemporaryDirectory(prefix="fulfillment-described-pipeline-")
 
 
+@functools.cache
+def _machine_lock(path: str) -> filelock.FileLock:
+    # One object per path and process, its count shared by the process's threads: re-entrant, so
+    # dlt's loader threads (each borrowing a connection) never wait for each other.
+    return filelock.FileLock(path, thread_local=False)
+
+
+class OneProcessAtATimeConnectionPool(DuckDbConnectionPool):
+    """Holds a file lock next to the DuckDB file while a connection of this process is open.
+
+    DuckDB lets one process open a file at a time; a second one fails at once ("Could not set
+    lock on file"). With this pool, the project's processes wait for each other instead: a check
+    of one run waits while another run's load writes the file, and that load waits for the check.
+    """
+
+    def borrow_conn(self, *args: Any, **kwargs: Any) -> Any:
+        lock = _machine_lock(f"{self.credentials.database}.lock")
+        try:
+            lock.acquire(timeout=0)
+        except filelock.Timeout:
+            logger.info("another process has the DuckDB file open: waiting for it")
+            lock.acquire()
+        try:
+            return super().borrow_conn(*args, **kwargs)
+        except BaseException:
+            lock.release()
+            raise
+
+    def return_conn(self, borrowed_conn: Any) -> int:
+        try:
+            return super().return_conn(borrowed_conn)
+        finally:
+            _machine_lock(f"{self.credentials.database}.lock").release()
+
+
+@configspec(init=False)
+class OneProcessAtATimeCredentials(DuckDbCredentials):
+    """DuckDB credentials whose connections wait for other processes of the project."""
+
+    def on_resolved(self) -> None:
+        super().on_resolved()
+        self.conn_pool = OneProcessAtATimeConnectionPool(self)
+
+
 class Warehouse(ConfigurableResource):
     """Runs SQL in the fulfillment dataset of the configured destination."""
 
@@ -92,14 +137,15 @@ class Warehouse(ConfigurableResource):
         working dir, so a file lock next to it decides.
         """
         settings.pipelines_dir().mkdir(parents=True, exist_ok=True)
-        lock = filelock.FileLock(settings.pipelines_dir() / f"{settings.PIPELINE_NAME}.lock")
+        lock = _machine_lock(str(settings.pipelines_dir() / f"{settings.PIPELINE_NAME}.lock"))
         try:
             lock.acquire(timeout=0)
         except filelock.Timeout:
             (log or logger).info("another load of the fulfillment pipeline runs: waiting for it")
             lock.acquire()
         try:
-            yield fulfillment_pipeline()
+            with _clear_destination_errors():
+                yield fulfillment_pipeline()
         finally:
             lock.release()
 
@@ -108,44 +154,131 @@ class Warehouse(ConfigurableResource):
         schema = dlt.Schema(settings.SOURCE_NAME)  # given, so dlt does not look it up first
         return dlt.dataset(fulfillment_destination(), settings.DATASET_NAME, schema=schema)
 
+    @contextmanager
+    def _sql_client(self) -> Iterator[Any]:
+        with (
+            _clear_destination_errors(),
+            self.dataset().sql_client as client,
+        ):
+            yield client
+
+    @contextmanager
+    def _job_client(self) -> Iterator[Any]:
+        with (
+            _clear_destination_errors(),
+            self.dataset().destination_client as client,
+        ):
+            yield client
+
+    @staticmethod
+    def _dialect(client: Any) -> Dialect:
+        caps = client.capabilities
+        return Dialect(
+            name=caps.sqlglot_dialect or settings.destination_name(),
+            casefold=caps.casefold_identifier,
+            table_path=lambda table: client.make_qualified_table_name_path(table, quote=False),
+            ddl_in_transaction=sql.transactional_ddl(caps),
+        )
+
+    def dialect(self) -> Dialect:
+        """The configured destination's SQL dialect and identifier rules."""
+        with self._sql_client() as client:
+            return self._dialect(client)
+
     def table(self, name: str) -> str:
         """The fully qualified, quoted name of a table in the fulfillment dataset."""
-        with self.dataset().sql_client as client:
+        with self._sql_client() as client:
             return client.make_qualified_table_name(name)
 
-    def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-        """Rows of one statement; `{table_name}` placeholders are qualified table names."""
-        with self.dataset().sql_client as client:
-            names = {name: client.make_qualified_table_name(name) for name in _placeholders(sql)}
-            return list(client.execute_sql(sql.format(**names), *params) or [])
+    def query(self, statement: str) -> list[tuple[Any, ...]]:
+        """Rows of one statement of the project's SQL (see `fulfillment_assets.sql`)."""
+        with self._sql_client() as client:
+            rendered = sql.render(statement, self._dialect(client))
+            logger.debug("project SQL: %s", statement)
+            return [tuple(row) for row in client.execute_sql(rendered) or []]
 
-    def replace_table(self, table: str, select: str, *params: Any) -> None:
-        """(Re)creates `table` from `select`; DROP + CREATE in one transaction, which every SQL
-        destination supports, so a reader never sees it half-built."""
-        with self.dataset().sql_client as client:
-            target = client.make_qualified_table_name(table)
-            names = {name: client.make_qualified_table_name(name) for name in _placeholders(select)}
+    def execute(self, *statements: str) -> None:
+        """Runs statements of the project's SQL in one transaction."""
+        with self._sql_client() as client:
+            dialect = self._dialect(client)
+            rendered = [sql.render(statement, dialect) for statement in statements]
+            for statement in statements:
+                logger.debug("project SQL: %s", statement)
             with client.begin_transaction():
-                client.execute_sql(f"DROP TABLE IF EXISTS {target}")
-                client.execute_sql(f"CREATE TABLE {target} AS {select.format(**names)}", *params)
+                for statement in rendered:
+                    client.execute_sql(statement)
+
+    def replace_table(self, table: str, select: str) -> None:
+        """(Re)creates `table` from `select`; a reader never sees it half-built (see
+        `sql.replace_table`)."""
+        with self._sql_client() as client:
+            statements = sql.replace_table(table, select, self._dialect(client))
+            logger.debug("project SQL: %s", select)
+            if len(statements) == 1:
+                client.execute_sql(statements[0])
+                return
+            with client.begin_transaction():
+                for statement in statements:
+                    client.execute_sql(statement)
 
     def stored_schema(self) -> dict[str, Any]:
         """The dlt schema as last stored in the destination (`_dlt_version`), or {} if none."""
-        with self.dataset().destination_client as client:
-            stored = client.get_stored_schema(settings.SOURCE_NAME)  # type: ignore[attr-defined]
+        with self._job_client() as client:
+            stored = client.get_stored_schema(settings.SOURCE_NAME)
         return json.loads(stored.schema) if stored else {}
 
     def columns(self, table: str) -> dict[str, str]:
-        """Column name -> SQL type as the destination reports it; empty if the table is absent."""
-        with self.dataset().sql_client as client:
-            rows = client.execute_sql(
-                "SELECT column_name, data_type FROM information_schema.columns "
-                "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
-                client.dataset_name,
-                table,
-            )
-            return {name: data_type for name, data_type in rows or []}
+        """Column name (as dlt names it) -> dlt data type; empty if the table is absent.
+
+        Read through dlt's job client, which folds names by the destination's rules to look them
+        up in its information_schema (Snowflake stores them upper-case).
+        """
+        with self._job_client() as client:
+            _, storage = client.get_storage_table(table)
+            casefold = client.capabilities.casefold_identifier
+        return {
+            _dlt_name(name, casefold): str(column.get("data_type"))
+            for name, column in storage.items()
+        }
 
 
-def _placeholders(sql: str) -> set[str]:
-    return {field for _, field, _, _ in string.Formatter().parse(sql) if field}
+def _dlt_name(stored: str, casefold: Any) -> str:
+    """The dlt (snake_case, lower-case) name of a column as the destination stores it."""
+    return stored.lower() if casefold(stored.lower()) == stored else stored
+
+
+_DUCKDB_LOCKED = re.compile(r"Could not set lock on file \"?([^\"]+?)\"?: Conflicting lock")
+
+
+@contextmanager
+def _clear_destination_errors() -> Iterator[None]:
+    """DuckDB's file-lock and memory errors with their cause and fix, not dlt's generic text."""
+    try:
+        yield
+    except Exception as error:  # translated or re-raised as is
+        text = _causes(error)
+        locked = _DUCKDB_LOCKED.search(text)
+        if locked or "Could not set lock on file" in text:
+            path = locked.group(1) if locked else str(settings.duckdb_path())
+            holder = re.search(r"\(PID (\d+)\)", text)
+            raise Failure(
+                f"the DuckDB file {path} is locked by another process"
+                f"{f' (PID {holder.group(1)})' if holder else ''}: a DuckDB file takes one "
+                "writer at a time. Wait for that process (another run, a notebook or the duckdb "
+                "CLI holding the file open) to finish or close it, or point this run at another "
+                "file with DESTINATION__DUCKDB__CREDENTIALS / FULFILLMENT_DATA_DIR."
+            ) from None
+        if "Out of Memory Error" in text:
+            raise Failure(
+                f"DuckDB ran out of its memory cap ({settings.duckdb_memory_limit()}): raise "
+                "FULFILLMENT_DUCKDB_MEMORY_LIMIT (e.g. 1GB), or lower the API's page size."
+            ) from error
+        raise
+
+
+def _causes(error: BaseException | None) -> str:
+    texts = []
+    while error is not None and len(texts) < 10:
+        texts.append(str(error))
+        error = error.__cause__ or error.__context__
+    return "\n".join(texts)
