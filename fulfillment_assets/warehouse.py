@@ -19,7 +19,9 @@ import dlt
 import filelock
 from dagster import ConfigurableResource, Failure
 from dlt.common.configuration import configspec
+from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.common.destination import Destination
+from dlt.common.destination.exceptions import UnknownDestinationModule
 from dlt.destinations.impl.duckdb.configuration import DuckDbConnectionPool, DuckDbCredentials
 
 from fulfillment_assets import settings, sql
@@ -32,7 +34,14 @@ def fulfillment_destination() -> Any:
     """The configured destination; DuckDB (a file under the data dir) unless configured."""
     name = settings.destination_name()
     if name != "duckdb":
-        return Destination.from_reference(name)
+        try:
+            return Destination.from_reference(name)
+        except UnknownDestinationModule:
+            raise Failure(
+                f"FULFILLMENT_DESTINATION={name!r} is not a dlt destination: set it to duckdb "
+                "(the default), postgres, snowflake, bigquery or another dlt destination, or "
+                f"configure a named one (DESTINATION__{name.upper()}__DESTINATION_TYPE)"
+            ) from None
     settings.duckdb_path().parent.mkdir(parents=True, exist_ok=True)
     credentials = OneProcessAtATimeCredentials(
         str(settings.duckdb_path()),
@@ -63,15 +72,36 @@ def fulfillment_pipeline(pipelines_dir: str | None = None) -> dlt.Pipeline:
     )
 
 
+def _check_credentials(pipeline: dlt.Pipeline) -> None:
+    """Fails before any API request when the destination's credentials are not configured."""
+    try:
+        pipeline.destination_client()  # resolves the configuration; connects to nothing
+    except ConfigFieldMissingException as missing:
+        name = settings.destination_name()
+        raise Failure(
+            f"the {name} destination (FULFILLMENT_DESTINATION) is missing "
+            f"{', '.join(missing.fields)}: set DESTINATION__{name.upper()}__CREDENTIALS (e.g. a "
+            f"connection string) or [destination.{name}.credentials] in .dlt/secrets.toml"
+        ) from None
+
+
 @functools.cache
 def described_pipeline() -> dlt.Pipeline:
     """The pipeline as Dagster's definitions describe it (names, destination), when code loads.
 
     Every process that loads the code (webserver, daemon, each run) builds one. Its working dir
     is a temporary one of that process: loading code neither creates nor wipes the working dir
-    of the loads.
+    of the loads. A misconfigured destination must not stop the code location from loading: the
+    runs fail instead, naming the setting.
     """
-    return fulfillment_pipeline(pipelines_dir=_process_pipelines_dir().name)
+    try:
+        return fulfillment_pipeline(pipelines_dir=_process_pipelines_dir().name)
+    except Failure:
+        return dlt.pipeline(
+            pipeline_name=settings.PIPELINE_NAME,
+            pipelines_dir=_process_pipelines_dir().name,
+            dataset_name=settings.DATASET_NAME,
+        )
 
 
 @functools.cache
@@ -145,7 +175,9 @@ class Warehouse(ConfigurableResource):
             lock.acquire()
         try:
             with _clear_destination_errors():
-                yield fulfillment_pipeline()
+                pipeline = fulfillment_pipeline()
+                _check_credentials(pipeline)
+                yield pipeline
         finally:
             lock.release()
 
