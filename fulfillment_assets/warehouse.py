@@ -18,7 +18,7 @@ from typing import Any
 import dlt
 import filelock
 from dagster import ConfigurableResource, Failure
-from dlt.common.configuration import configspec
+from dlt.common.configuration import configspec, resolve_configuration
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.common.destination import Destination
 from dlt.common.destination.exceptions import UnknownDestinationModule
@@ -52,7 +52,8 @@ def fulfillment_destination() -> Any:
             "preserve_insertion_order": False,
         },
     )
-    return dlt.destinations.duckdb(credentials=credentials)
+    # Resolved here, so dlt takes this instance (and its connection pool) as it is.
+    return dlt.destinations.duckdb(credentials=resolve_configuration(credentials))
 
 
 def fulfillment_pipeline(pipelines_dir: str | None = None) -> dlt.Pipeline:
