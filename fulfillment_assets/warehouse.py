@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,13 +17,11 @@ from typing import Any
 import dlt
 import filelock
 from dagster import ConfigurableResource, Failure
-from dlt.common.configuration import configspec, resolve_configuration
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.common.destination import Destination
 from dlt.common.destination.exceptions import UnknownDestinationModule
-from dlt.destinations.impl.duckdb.configuration import DuckDbConnectionPool, DuckDbCredentials
 
-from fulfillment_assets import settings, sql
+from fulfillment_assets import duckdb_file, settings, sql
 from fulfillment_assets.sql import Dialect
 
 logger = logging.getLogger(__name__)
@@ -42,18 +39,7 @@ def fulfillment_destination() -> Any:
                 "(the default), postgres, snowflake, bigquery or another dlt destination, or "
                 f"configure a named one (DESTINATION__{name.upper()}__DESTINATION_TYPE)"
             ) from None
-    settings.duckdb_path().parent.mkdir(parents=True, exist_ok=True)
-    credentials = OneProcessAtATimeCredentials(
-        str(settings.duckdb_path()),
-        # DuckDB's default is 80% of RAM: the merge of a large load would take it. Capped, it
-        # spills to disk instead and the run's memory stays flat in the size of the load.
-        global_config={
-            "memory_limit": settings.duckdb_memory_limit(),
-            "preserve_insertion_order": False,
-        },
-    )
-    # Resolved here, so dlt takes this instance (and its connection pool) as it is.
-    return dlt.destinations.duckdb(credentials=resolve_configuration(credentials))
+    return dlt.destinations.duckdb(credentials=duckdb_file.credentials())
 
 
 def fulfillment_pipeline(pipelines_dir: str | None = None) -> dlt.Pipeline:
@@ -111,50 +97,6 @@ def _process_pipelines_dir() -> tempfile.TemporaryDirectory[str]:
     return tempfile.TemporaryDirectory(prefix="fulfillment-described-pipeline-")
 
 
-@functools.cache
-def _machine_lock(path: str) -> filelock.FileLock:
-    # One object per path and process, its count shared by the process's threads: re-entrant, so
-    # dlt's loader threads (each borrowing a connection) never wait for each other.
-    return filelock.FileLock(path, thread_local=False)
-
-
-class OneProcessAtATimeConnectionPool(DuckDbConnectionPool):
-    """Holds a file lock next to the DuckDB file while a connection of this process is open.
-
-    DuckDB lets one process open a file at a time; a second one fails at once ("Could not set
-    lock on file"). With this pool, the project's processes wait for each other instead: a check
-    of one run waits while another run's load writes the file, and that load waits for the check.
-    """
-
-    def borrow_conn(self, *args: Any, **kwargs: Any) -> Any:
-        lock = _machine_lock(f"{self.credentials.database}.lock")
-        try:
-            lock.acquire(timeout=0)
-        except filelock.Timeout:
-            logger.info("another process has the DuckDB file open: waiting for it")
-            lock.acquire()
-        try:
-            return super().borrow_conn(*args, **kwargs)
-        except BaseException:
-            lock.release()
-            raise
-
-    def return_conn(self, borrowed_conn: Any) -> int:
-        try:
-            return super().return_conn(borrowed_conn)
-        finally:
-            _machine_lock(f"{self.credentials.database}.lock").release()
-
-
-@configspec(init=False)
-class OneProcessAtATimeCredentials(DuckDbCredentials):
-    """DuckDB credentials whose connections wait for other processes of the project."""
-
-    def on_resolved(self) -> None:
-        super().on_resolved()
-        self.conn_pool = OneProcessAtATimeConnectionPool(self)
-
-
 class Warehouse(ConfigurableResource):
     """Runs SQL in the fulfillment dataset of the configured destination."""
 
@@ -168,14 +110,16 @@ class Warehouse(ConfigurableResource):
         working dir, so a file lock next to it decides.
         """
         settings.pipelines_dir().mkdir(parents=True, exist_ok=True)
-        lock = _machine_lock(str(settings.pipelines_dir() / f"{settings.PIPELINE_NAME}.lock"))
+        lock = duckdb_file.machine_lock(
+            str(settings.pipelines_dir() / f"{settings.PIPELINE_NAME}.lock")
+        )
         try:
             lock.acquire(timeout=0)
         except filelock.Timeout:
             (log or logger).info("another load of the fulfillment pipeline runs: waiting for it")
             lock.acquire()
         try:
-            with _clear_destination_errors():
+            with duckdb_file.clear_errors():
                 pipeline = fulfillment_pipeline()
                 _check_credentials(pipeline)
                 yield pipeline
@@ -190,7 +134,7 @@ class Warehouse(ConfigurableResource):
     @contextmanager
     def _sql_client(self) -> Iterator[Any]:
         with (
-            _clear_destination_errors(),
+            duckdb_file.clear_errors(),
             self.dataset().sql_client as client,
         ):
             yield client
@@ -198,7 +142,7 @@ class Warehouse(ConfigurableResource):
     @contextmanager
     def _job_client(self) -> Iterator[Any]:
         with (
-            _clear_destination_errors(),
+            duckdb_file.clear_errors(),
             self.dataset().destination_client as client,
         ):
             yield client
@@ -278,40 +222,3 @@ class Warehouse(ConfigurableResource):
 def _dlt_name(stored: str, casefold: Any) -> str:
     """The dlt (snake_case, lower-case) name of a column as the destination stores it."""
     return stored.lower() if casefold(stored.lower()) == stored else stored
-
-
-_DUCKDB_LOCKED = re.compile(r"Could not set lock on file \"?([^\"]+?)\"?: Conflicting lock")
-
-
-@contextmanager
-def _clear_destination_errors() -> Iterator[None]:
-    """DuckDB's file-lock and memory errors with their cause and fix, not dlt's generic text."""
-    try:
-        yield
-    except Exception as error:  # translated or re-raised as is
-        text = _causes(error)
-        locked = _DUCKDB_LOCKED.search(text)
-        if locked or "Could not set lock on file" in text:
-            path = locked.group(1) if locked else str(settings.duckdb_path())
-            holder = re.search(r"\(PID (\d+)\)", text)
-            raise Failure(
-                f"the DuckDB file {path} is locked by another process"
-                f"{f' (PID {holder.group(1)})' if holder else ''}: a DuckDB file takes one "
-                "writer at a time. Wait for that process (another run, a notebook or the duckdb "
-                "CLI holding the file open) to finish or close it, or point this run at another "
-                "file with DESTINATION__DUCKDB__CREDENTIALS / FULFILLMENT_DATA_DIR."
-            ) from None
-        if "Out of Memory Error" in text:
-            raise Failure(
-                f"DuckDB ran out of its memory cap ({settings.duckdb_memory_limit()}): raise "
-                "FULFILLMENT_DUCKDB_MEMORY_LIMIT (e.g. 1GB), or lower the API's page size."
-            ) from error
-        raise
-
-
-def _causes(error: BaseException | None) -> str:
-    texts = []
-    while error is not None and len(texts) < 10:
-        texts.append(str(error))
-        error = error.__cause__ or error.__context__
-    return "\n".join(texts)
