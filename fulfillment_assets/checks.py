@@ -129,7 +129,7 @@ def unreadable(
             return ""
         return (
             f"the raw table {settings.DATASET_NAME}.{RAW} is not found in the "
-            f"{settings.destination_name()} destination, but its latest materialization counted "
+            f"{warehouse.destination_name()} destination, but its latest materialization counted "
             f"{rows} rows: check FULFILLMENT_DESTINATION and its credentials"
         )
     absent = [name for name in needed if name not in columns]

@@ -13,6 +13,7 @@ import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import filelock
@@ -25,15 +26,17 @@ from fulfillment_assets import settings
 logger = logging.getLogger(__name__)
 
 
-def credentials() -> DuckDbCredentials:
-    """Credentials of the DuckDB file under the data dir, resolved (dlt keeps them as they are)."""
-    settings.duckdb_path().parent.mkdir(parents=True, exist_ok=True)
+def credentials(path: str | None = None, memory_limit: str | None = None) -> DuckDbCredentials:
+    """Credentials of the DuckDB file (default: under the data dir), resolved (dlt keeps them as
+    they are)."""
+    file = Path(path or settings.duckdb_path())
+    file.parent.mkdir(parents=True, exist_ok=True)
     configured = OneProcessAtATimeCredentials(
-        str(settings.duckdb_path()),
+        str(file),
         # DuckDB's default is 80% of RAM: the merge of a large load would take it. Capped, it
         # spills to disk instead and the run's memory stays flat in the size of the load.
         global_config={
-            "memory_limit": settings.duckdb_memory_limit(),
+            "memory_limit": memory_limit or settings.duckdb_memory_limit(),
             "preserve_insertion_order": False,
         },
     )
@@ -88,7 +91,7 @@ _DUCKDB_LOCKED = re.compile(r"Could not set lock on file \"?([^\"]+?)\"?: Confli
 
 
 @contextmanager
-def clear_errors() -> Iterator[None]:
+def clear_errors(memory_limit: str | None = None) -> Iterator[None]:
     """DuckDB's file-lock and memory errors with their cause and fix, not dlt's generic text."""
     try:
         yield
@@ -106,8 +109,9 @@ def clear_errors() -> Iterator[None]:
                 "file with DESTINATION__DUCKDB__CREDENTIALS / FULFILLMENT_DATA_DIR."
             ) from None
         if "Out of Memory Error" in text:
+            cap = memory_limit or settings.duckdb_memory_limit()
             raise Failure(
-                f"DuckDB ran out of its memory cap ({settings.duckdb_memory_limit()}): raise "
+                f"DuckDB ran out of its memory cap ({cap}): raise "
                 "FULFILLMENT_DUCKDB_MEMORY_LIMIT (e.g. 1GB), or lower the API's page size."
             ) from error
         raise

@@ -63,7 +63,7 @@ def _raw_columns(context: AssetExecutionContext, warehouse: Warehouse) -> dict[s
     if not columns and (rows := rows_at_latest_materialization(context.instance)):
         raise Failure(
             f"could not read the raw table {settings.DATASET_NAME}.{RAW} in the "
-            f"{settings.destination_name()} destination, though its latest materialization "
+            f"{warehouse.destination_name()} destination, though its latest materialization "
             f"counted {rows} rows: check FULFILLMENT_DESTINATION and its credentials"
         )
     return columns

@@ -20,6 +20,7 @@ from dagster import ConfigurableResource, Failure
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.common.destination import Destination
 from dlt.common.destination.exceptions import UnknownDestinationModule
+from pydantic import Field
 
 from fulfillment_assets import duckdb_file, settings, sql
 from fulfillment_assets.sql import Dialect
@@ -27,9 +28,12 @@ from fulfillment_assets.sql import Dialect
 logger = logging.getLogger(__name__)
 
 
-def fulfillment_destination() -> Any:
-    """The configured destination; DuckDB (a file under the data dir) unless configured."""
-    name = settings.destination_name()
+def fulfillment_destination(
+    name: str | None = None, duckdb_path: str | None = None, duckdb_memory_limit: str | None = None
+) -> Any:
+    """The configured destination; DuckDB (a file under the data dir) unless configured.
+    Arguments left None are read from the environment (see settings.py)."""
+    name = name or settings.destination_name()
     if name != "duckdb":
         try:
             return Destination.from_reference(name)
@@ -39,10 +43,12 @@ def fulfillment_destination() -> Any:
                 "(the default), postgres, snowflake, bigquery or another dlt destination, or "
                 f"configure a named one (DESTINATION__{name.upper()}__DESTINATION_TYPE)"
             ) from None
-    return dlt.destinations.duckdb(credentials=duckdb_file.credentials())
+    return dlt.destinations.duckdb(
+        credentials=duckdb_file.credentials(duckdb_path, duckdb_memory_limit)
+    )
 
 
-def fulfillment_pipeline(pipelines_dir: str | None = None) -> dlt.Pipeline:
+def fulfillment_pipeline(pipelines_dir: str | None = None, destination: Any = None) -> dlt.Pipeline:
     """The pipeline that loads the fulfillment dataset; configuration is read when called.
 
     Build it only under `Warehouse.loading_pipeline()`: dlt wipes a working dir it finds without
@@ -54,17 +60,16 @@ def fulfillment_pipeline(pipelines_dir: str | None = None) -> dlt.Pipeline:
     return dlt.pipeline(
         pipeline_name=settings.PIPELINE_NAME,
         pipelines_dir=pipelines_dir or str(settings.pipelines_dir()),
-        destination=fulfillment_destination(),
+        destination=destination or fulfillment_destination(),
         dataset_name=settings.DATASET_NAME,
     )
 
 
-def _check_credentials(pipeline: dlt.Pipeline) -> None:
+def _check_credentials(pipeline: dlt.Pipeline, name: str) -> None:
     """Fails before any API request when the destination's credentials are not configured."""
     try:
         pipeline.destination_client()  # resolves the configuration; connects to nothing
     except ConfigFieldMissingException as missing:
-        name = settings.destination_name()
         raise Failure(
             f"the {name} destination (FULFILLMENT_DESTINATION) is missing "
             f"{', '.join(missing.fields)}: set DESTINATION__{name.upper()}__CREDENTIALS (e.g. a "
@@ -98,7 +103,35 @@ def _process_pipelines_dir() -> tempfile.TemporaryDirectory[str]:
 
 
 class Warehouse(ConfigurableResource):
-    """Runs SQL in the fulfillment dataset of the configured destination."""
+    """Runs SQL in the fulfillment dataset of the configured destination.
+
+    Its fields show in the UI's Resources tab; each left empty is read from the environment at
+    run time (README "Configuration"), and a value set here or in a run's config wins.
+    """
+
+    destination: str | None = Field(
+        default=None,
+        description="dlt destination; empty: FULFILLMENT_DESTINATION, default duckdb.",
+    )
+    duckdb_path: str | None = Field(
+        default=None,
+        description="DuckDB file; empty: DESTINATION__DUCKDB__CREDENTIALS, default "
+        "$FULFILLMENT_DATA_DIR/warehouse.duckdb.",
+    )
+    duckdb_memory_limit: str | None = Field(
+        default=None,
+        description="DuckDB's memory cap; empty: FULFILLMENT_DUCKDB_MEMORY_LIMIT, default 128MB.",
+    )
+
+    def destination_name(self) -> str:
+        """The destination this resource uses."""
+        return self.destination or settings.destination_name()
+
+    def _destination(self) -> Any:
+        return fulfillment_destination(self.destination, self.duckdb_path, self.duckdb_memory_limit)
+
+    def _errors_explained(self) -> Any:
+        return duckdb_file.clear_errors(self.duckdb_memory_limit)
 
     @contextmanager
     def loading_pipeline(self, log: logging.Logger | None = None) -> Iterator[dlt.Pipeline]:
@@ -119,9 +152,9 @@ class Warehouse(ConfigurableResource):
             (log or logger).info("another load of the fulfillment pipeline runs: waiting for it")
             lock.acquire()
         try:
-            with duckdb_file.clear_errors():
-                pipeline = fulfillment_pipeline()
-                _check_credentials(pipeline)
+            with self._errors_explained():
+                pipeline = fulfillment_pipeline(destination=self._destination())
+                _check_credentials(pipeline, self.destination_name())
                 yield pipeline
         finally:
             lock.release()
@@ -129,12 +162,12 @@ class Warehouse(ConfigurableResource):
     def dataset(self) -> dlt.Dataset:
         """The dataset, for reading and modelling without the pipeline's working dir."""
         schema = dlt.Schema(settings.SOURCE_NAME)  # given, so dlt does not look it up first
-        return dlt.dataset(fulfillment_destination(), settings.DATASET_NAME, schema=schema)
+        return dlt.dataset(self._destination(), settings.DATASET_NAME, schema=schema)
 
     @contextmanager
     def _sql_client(self) -> Iterator[Any]:
         with (
-            duckdb_file.clear_errors(),
+            self._errors_explained(),
             self.dataset().sql_client as client,
         ):
             yield client
@@ -142,16 +175,15 @@ class Warehouse(ConfigurableResource):
     @contextmanager
     def _job_client(self) -> Iterator[Any]:
         with (
-            duckdb_file.clear_errors(),
+            self._errors_explained(),
             self.dataset().destination_client as client,
         ):
             yield client
 
-    @staticmethod
-    def _dialect(client: Any) -> Dialect:
+    def _dialect(self, client: Any) -> Dialect:
         caps = client.capabilities
         return Dialect(
-            name=caps.sqlglot_dialect or settings.destination_name(),
+            name=caps.sqlglot_dialect or self.destination_name(),
             casefold=caps.casefold_identifier,
             table_path=lambda table: client.make_qualified_table_name_path(table, quote=False),
             ddl_in_transaction=sql.transactional_ddl(caps),

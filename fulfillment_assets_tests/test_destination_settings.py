@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance
+from dagster import DagsterInstance, materialize
 
 from fulfillment_assets import settings
 from fulfillment_assets.demo_api import DemoApiServer
+from fulfillment_assets.warehouse import Warehouse
 from fulfillment_assets_tests.conftest import RAW_ONLY, failure_message, materialize_all
 
 
@@ -84,3 +86,29 @@ def test_a_load_past_the_duckdb_memory_cap_names_the_setting(
     message = failure_message(result)
     assert "FULFILLMENT_DUCKDB_MEMORY_LIMIT" in message, message
     assert "2MB" in message
+
+
+def test_the_warehouse_resource_shows_its_settings_and_a_value_set_there_wins(
+    demo_api: DemoApiServer, instance: DagsterInstance, tmp_path: Path
+) -> None:
+    from fulfillment_assets.definitions import defs
+
+    # The fields the UI's Resources tab lists, each saying which setting it stands for.
+    fields = Warehouse.model_fields
+    assert "FULFILLMENT_DESTINATION" in (fields["destination"].description or "")
+    assert "DESTINATION__DUCKDB__CREDENTIALS" in (fields["duckdb_path"].description or "")
+    assert "FULFILLMENT_DUCKDB_MEMORY_LIMIT" in (fields["duckdb_memory_limit"].description or "")
+    other = tmp_path / "elsewhere.duckdb"
+
+    result = materialize(
+        list(defs.assets or []),
+        resources={**defs.resources, "warehouse": Warehouse(duckdb_path=str(other))},
+        instance=instance,
+        selection=RAW_ONLY,
+    )
+
+    assert result.success
+    assert Warehouse(duckdb_path=str(other)).query(
+        "SELECT count(*) FROM fulfillment.fulfillment_data"
+    ) == [(1234,)]
+    assert not settings.duckdb_path().exists()
