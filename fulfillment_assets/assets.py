@@ -118,7 +118,7 @@ def _table_stats(warehouse: Warehouse) -> dict[str, Any]:
     if warehouse.columns(settings.RESOURCE_NAME):
         ((rows, null_customer, null_status),) = warehouse.query(
             "SELECT count(*), count(*) - count(customer_id), count(*) - count(order_status) "
-            f"FROM {{{settings.RESOURCE_NAME}}}"
+            f"FROM {settings.RESOURCE_NAME}"
         )
     return {
         "dagster/row_count": MetadataValue.int(rows),

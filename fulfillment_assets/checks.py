@@ -2,10 +2,12 @@
 
 Every check reports the rows it checked, the offending rows (count and fraction) and up to
 `settings.SAMPLE_IDS` offending ids. The row-level rules are defined once, here, and the
-validated / rejected tables in `models.py` are built from the very same rules.
+validated / rejected tables in `models.py` are built from the very same rules. A check never
+passes on data it could not read: when the raw asset's latest materialization counted rows and
+the table or a column the check needs is not found, it fails with ERROR saying so.
 """
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,12 +16,14 @@ from dagster import (
     AssetCheckResult,
     AssetChecksDefinition,
     AssetCheckSeverity,
+    DagsterInstance,
     MetadataValue,
     asset_check,
 )
 
-from fulfillment_assets import settings
+from fulfillment_assets import history, settings
 from fulfillment_assets.assets import RAW_ASSET_KEY
+from fulfillment_assets.sql import literals
 from fulfillment_assets.warehouse import Warehouse
 
 RAW = settings.RESOURCE_NAME
@@ -27,12 +31,11 @@ RAW = settings.RESOURCE_NAME
 
 @dataclass(frozen=True)
 class RowRule:
-    """A row breaks the rule where `condition` (SQL, `%s` parameters) is true."""
+    """A row breaks the rule where `condition` (SQL of the project's dialect) is true."""
 
     name: str
     condition: str
     reason: str
-    params: tuple[Any, ...] = ()
 
 
 def variant_columns(columns: Collection[str], column: str) -> list[str]:
@@ -41,9 +44,11 @@ def variant_columns(columns: Collection[str], column: str) -> list[str]:
 
 
 def row_rules(columns: Collection[str]) -> list[RowRule]:
-    """The row-level rules for a raw table with these columns (variant columns vary by data)."""
-    statuses = settings.accepted_statuses()
-    placeholders = ", ".join(["%s"] * len(statuses))
+    """The row-level rules for a raw table with these columns (variant columns vary by data).
+
+    Statuses are judged only against a configured set (FULFILLMENT_ACCEPTED_STATUSES): the API's
+    statuses are not stated anywhere, so without the setting no status rejects a row.
+    """
 
     def missing(column: str) -> str:
         # A value of the wrong type is a drift, reported by its own rule, not a null.
@@ -55,13 +60,16 @@ def row_rules(columns: Collection[str]) -> list[RowRule]:
         RowRule("id_not_null", "id IS NULL", "id is null"),
         RowRule("customer_id_not_null", missing("customer_id"), "customer_id is null"),
         RowRule("order_status_not_null", missing("order_status"), "order_status is null"),
-        RowRule(
-            "order_status_accepted",
-            f"order_status IS NOT NULL AND order_status NOT IN ({placeholders})",
-            "order_status is not an accepted status",
-            tuple(statuses),
-        ),
     ]
+    accepted = settings.accepted_statuses()
+    if accepted:
+        rules.append(
+            RowRule(
+                "order_status_accepted",
+                f"order_status IS NOT NULL AND order_status NOT IN ({literals(accepted)})",
+                "order_status is not an accepted status",
+            )
+        )
     for column in settings.CONTRACT_COLUMNS:
         for variant in variant_columns(columns, column):
             data_type = variant.rsplit("__v_", 1)[1]
@@ -71,42 +79,80 @@ def row_rules(columns: Collection[str]) -> list[RowRule]:
     return rules
 
 
-def _offending(warehouse: Warehouse, condition: str, params: Sequence[Any]) -> dict[str, Any]:
-    """Rows checked, offending rows and a sample of their ids, in one pass and one lookup."""
-    ((checked, offending),) = warehouse.query(
-        f"SELECT count(*), count(CASE WHEN {condition} THEN 1 END) FROM {{{RAW}}}", *params
+def offending(warehouse: Warehouse, condition: str) -> dict[str, Any]:
+    """Rows checked, offending rows and a sample of their ids."""
+    ((checked, found),) = warehouse.query(
+        f"SELECT count(*), count(CASE WHEN {condition} THEN 1 END) FROM {RAW}"
     )
     sample = [
         row[0]
         for row in warehouse.query(
-            f"SELECT id FROM {{{RAW}}} WHERE {condition} ORDER BY id LIMIT {settings.SAMPLE_IDS}",
-            *params,
+            f"SELECT id FROM {RAW} WHERE {condition} ORDER BY id LIMIT {settings.SAMPLE_IDS}"
         )
     ]
-    return {"checked": checked, "offending": offending, "sample": sample}
+    return {"checked": checked, "offending": found, "sample": sample}
 
 
-def _metadata(checked: int, offending: int, sample: list[Any], **extra: Any) -> dict[str, Any]:
+def check_metadata(checked: int, found: int, sample: list[Any], **extra: Any) -> dict[str, Any]:
     return {
         "rows_checked": MetadataValue.int(checked),
-        "offending_rows": MetadataValue.int(offending),
-        "offending_fraction": MetadataValue.float(offending / checked if checked else 0.0),
+        "offending_rows": MetadataValue.int(found),
+        "offending_fraction": MetadataValue.float(found / checked if checked else 0.0),
         "sample_offending_ids": MetadataValue.json(sample),
         **extra,
     }
 
 
 NOTHING_LOADED = AssetCheckResult(
-    passed=True, description="no rows loaded yet", metadata=_metadata(0, 0, [])
+    passed=True, description="no rows loaded yet", metadata=check_metadata(0, 0, [])
 )
 
 
-def _threshold_result(rule_name: str, warehouse: Warehouse) -> AssetCheckResult:
+def rows_at_latest_materialization(instance: DagsterInstance) -> int:
+    """Rows the raw table held after its latest materialization (0 if never materialized)."""
+    event = instance.get_latest_materialization_event(RAW_ASSET_KEY)
+    materialization = event.asset_materialization if event else None
+    rows = materialization.metadata.get("dagster/row_count") if materialization else None
+    return int(rows.value) if rows is not None else 0
+
+
+def unreadable(
+    instance: DagsterInstance, warehouse: Warehouse, needed: Collection[str]
+) -> str | None:
+    """Why the raw table cannot be judged, or None when it can (or nothing was ever loaded).
+
+    Returns "" when nothing was loaded yet: the table is rightly absent."""
     columns = warehouse.columns(RAW)
     if not columns:
-        return NOTHING_LOADED
+        rows = rows_at_latest_materialization(instance)
+        if not rows:
+            return ""
+        return (
+            f"the raw table {settings.DATASET_NAME}.{RAW} is not found in the "
+            f"{warehouse.destination_name()} destination, but its latest materialization counted "
+            f"{rows} rows: check FULFILLMENT_DESTINATION and its credentials"
+        )
+    absent = [name for name in needed if name not in columns]
+    if absent:
+        return (
+            f"the raw table {settings.DATASET_NAME}.{RAW} has no column {', '.join(absent)} "
+            f"(columns found: {', '.join(sorted(columns))})"
+        )
+    return None
+
+
+def cannot_read(reason: str) -> AssetCheckResult:
+    return AssetCheckResult(
+        passed=False,
+        severity=AssetCheckSeverity.ERROR,
+        description=f"could not read the data: {reason}",
+        metadata=check_metadata(0, 0, []),
+    )
+
+
+def _threshold_result(rule_name: str, warehouse: Warehouse, columns: dict) -> AssetCheckResult:
     rule = next(rule for rule in row_rules(columns) if rule.name == rule_name)
-    found = _offending(warehouse, rule.condition, rule.params)
+    found = offending(warehouse, rule.condition)
     threshold = settings.CHECK_THRESHOLDS[rule_name]
     fraction = found["offending"] / found["checked"] if found["checked"] else 0.0
     severity = (
@@ -116,7 +162,7 @@ def _threshold_result(rule_name: str, warehouse: Warehouse) -> AssetCheckResult:
         passed=fraction <= threshold.warn_above,
         severity=severity,
         description=f"{found['offending']} of {found['checked']} rows: {rule.reason}",
-        metadata=_metadata(
+        metadata=check_metadata(
             found["checked"],
             found["offending"],
             found["sample"],
@@ -133,14 +179,18 @@ def _threshold_result(rule_name: str, warehouse: Warehouse) -> AssetCheckResult:
     blocking=True,
     description=(
         "`id`, `customer_id` and `order_status` exist with their declared types and "
-        "nullability, and no value of another type was loaded for them (no dlt variant column "
-        "such as `customer_id__v_bigint`). Each deviation is named."
+        "nullability, and the table holds no value of another type for them (in a dlt variant "
+        "column such as `customer_id__v_bigint`). Each deviation is named; a drift whose values "
+        "are gone is reported as cleared, with when it was last seen, and does not fail."
     ),
 )
-def schema_contract(warehouse: Warehouse) -> AssetCheckResult:
-    columns = warehouse.columns(RAW)
-    if not columns:
+def schema_contract(context: AssetCheckExecutionContext, warehouse: Warehouse) -> AssetCheckResult:
+    reason = unreadable(context.instance, warehouse, ())
+    if reason:
+        return cannot_read(reason)
+    if reason == "":
         return NOTHING_LOADED
+    columns = warehouse.columns(RAW)
     stored = warehouse.stored_schema().get("tables", {}).get(RAW, {}).get("columns", {})
     deviations = []
     for name, hints in settings.CONTRACT_COLUMNS.items():
@@ -153,49 +203,119 @@ def schema_contract(warehouse: Warehouse) -> AssetCheckResult:
         if column.get("nullable", True) != hints["nullable"]:
             expected = "nullable" if hints["nullable"] else "not null"
             deviations.append(f"{name} should be {expected}")
-    drifted = [v for name in settings.CONTRACT_COLUMNS for v in variant_columns(columns, name)]
-    condition = " OR ".join(f"{v} IS NOT NULL" for v in drifted) or "FALSE"
-    found = _offending(warehouse, condition, ())
-    for variant in drifted:
-        ((count,),) = warehouse.query(f"SELECT count({variant}) FROM {{{RAW}}}")
+    # A variant column stays once dlt made it: judge the values it holds now, not that it exists.
+    variants = [v for name in settings.CONTRACT_COLUMNS for v in variant_columns(columns, name)]
+    values: dict[str, int] = {}
+    if variants:
+        counts = warehouse.query(f"SELECT {', '.join(f'count({v})' for v in variants)} FROM {RAW}")
+        values = dict(zip(variants, counts[0], strict=True))
+    last_seen = history.drift_last_seen(warehouse, variants)
+    history.remember_drifts(warehouse, {v: n for v, n in values.items() if n})
+    cleared = []
+    for variant, count in values.items():
         column, data_type = variant.rsplit("__v_", 1)
-        deviations.append(f"{column} has {count} values of type {data_type} (column {variant})")
+        if count:
+            deviations.append(f"{column} has {count} values of type {data_type} (column {variant})")
+        else:
+            seen = last_seen.get(variant, "before drifts were recorded")
+            cleared.append(f"{column} as {data_type} cleared (no values now; last seen {seen})")
+    condition = " OR ".join(f"{v} IS NOT NULL" for v, n in values.items() if n) or "FALSE"
+    found = offending(warehouse, condition)
+    description = "; ".join(deviations) or "; ".join(["schema as declared", *cleared])
     return AssetCheckResult(
         passed=not deviations,
         severity=AssetCheckSeverity.ERROR,
-        description="; ".join(deviations) or "schema as declared",
-        metadata=_metadata(
+        description=description,
+        metadata=check_metadata(
             found["checked"],
             found["offending"],
             found["sample"],
             deviations=MetadataValue.json(deviations),
+            cleared_drifts=MetadataValue.json(cleared),
         ),
     )
 
 
-def _threshold_check(rule_name: str, description: str) -> AssetChecksDefinition:
+def _discovered_statuses_result(warehouse: Warehouse) -> AssetCheckResult:
+    """No statuses configured: learn them on the first load, warn about new ones later."""
+    counts = history.status_counts(warehouse)
+    known = history.known_statuses(warehouse)
+    new = {status: rows for status, rows in counts.items() if status not in known}
+    history.remember_statuses(warehouse, new)
+    checked = sum(counts.values())
+    listed = ", ".join(f"{status} ({rows} rows)" for status, rows in new.items())
+    if not known:
+        passed, description = True, f"first load: statuses recorded as known: {listed or 'none'}"
+    elif new:
+        passed = False
+        description = f"{len(new)} status(es) never seen before: {listed}"
+    else:
+        passed, description = True, f"all {len(counts)} statuses were seen before"
+    first_seen = not known
+    new_rows = 0 if first_seen else sum(new.values())
+    sample = []
+    if new_rows:
+        condition = f"order_status IN ({literals(new)})"
+        sample = offending(warehouse, condition)["sample"]
+    return AssetCheckResult(
+        passed=passed,
+        severity=AssetCheckSeverity.WARN,
+        description=description,
+        metadata=check_metadata(
+            checked,
+            new_rows,
+            sample,
+            status_counts=MetadataValue.json(counts),
+            known_statuses=MetadataValue.json(sorted(known | set(counts))),
+            new_statuses=MetadataValue.json({} if first_seen else new),
+            accepted_statuses=MetadataValue.text(
+                "not configured (FULFILLMENT_ACCEPTED_STATUSES): statuses are learned"
+            ),
+        ),
+    )
+
+
+def _threshold_check(rule_name: str, column: str, description: str) -> AssetChecksDefinition:
     """A blocking check of one row rule against its thresholds in settings.CHECK_THRESHOLDS."""
 
     @asset_check(asset=RAW_ASSET_KEY, name=rule_name, blocking=True, description=description)
-    def _check(warehouse: Warehouse) -> AssetCheckResult:
-        result = _threshold_result(rule_name, warehouse)
+    def _check(context: AssetCheckExecutionContext, warehouse: Warehouse) -> AssetCheckResult:
+        reason = unreadable(context.instance, warehouse, ("id", column))
+        if reason:
+            return cannot_read(reason)
+        if reason == "":
+            return NOTHING_LOADED
+        columns = warehouse.columns(RAW)
+        if rule_name == "order_status_accepted" and not settings.accepted_statuses():
+            return _discovered_statuses_result(warehouse)
+        result = _threshold_result(rule_name, warehouse, columns)
         if rule_name != "order_status_accepted":
             return result
-        accepted = MetadataValue.json(list(settings.accepted_statuses()))
-        return result._replace(metadata={**result.metadata, "accepted_statuses": accepted})
+        accepted = MetadataValue.json(list(settings.accepted_statuses() or ()))
+        counts = MetadataValue.json(history.status_counts(warehouse))
+        return result._replace(
+            metadata={**result.metadata, "accepted_statuses": accepted, "status_counts": counts}
+        )
 
     return _check
 
 
 customer_id_not_null = _threshold_check(
-    "customer_id_not_null", "`customer_id` is not null (a record without the key counts as null)."
+    "customer_id_not_null",
+    "customer_id",
+    "`customer_id` is not null (a record without the key counts as null).",
 )
 order_status_not_null = _threshold_check(
-    "order_status_not_null", "`order_status` is not null (a record without the key counts as null)."
+    "order_status_not_null",
+    "order_status",
+    "`order_status` is not null (a record without the key counts as null).",
 )
 order_status_accepted = _threshold_check(
     "order_status_accepted",
-    "`order_status` is one of the accepted statuses (FULFILLMENT_ACCEPTED_STATUSES).",
+    "order_status",
+    "With FULFILLMENT_ACCEPTED_STATUSES set: `order_status` is one of those statuses (WARN / "
+    "ERROR thresholds). Without it: the first load records the statuses seen as known, a later "
+    "status never seen before is a WARN naming it and its row count; never blocks.",
 )
 
 
@@ -210,24 +330,27 @@ order_status_accepted = _threshold_check(
 def id_unique_and_not_null(
     context: AssetCheckExecutionContext, warehouse: Warehouse
 ) -> AssetCheckResult:
-    if not warehouse.columns(RAW):
+    reason = unreadable(context.instance, warehouse, ("id", "_dlt_load_id"))
+    if reason:
+        return cannot_read(reason)
+    if reason == "":
         return NOTHING_LOADED
     ((checked, null_ids, duplicate_rows, last_load_rows),) = warehouse.query(
-        f"SELECT count(*), count(*) - count(id), count(id) - count(DISTINCT id), "
-        f"count(CASE WHEN _dlt_load_id = (SELECT max(_dlt_load_id) FROM {{{RAW}}}) THEN 1 END) "
-        f"FROM {{{RAW}}}"
+        "SELECT count(*), count(*) - count(id), count(id) - count(DISTINCT id), "
+        f"count(CASE WHEN _dlt_load_id = (SELECT max(_dlt_load_id) FROM {RAW}) THEN 1 END) "
+        f"FROM {RAW}"
     )
     sample = [
         row[0]
         for row in warehouse.query(
-            f"SELECT id FROM {{{RAW}}} GROUP BY id HAVING count(*) > 1 ORDER BY id "
+            f"SELECT id FROM {RAW} GROUP BY id HAVING count(*) > 1 ORDER BY id "
             f"LIMIT {settings.SAMPLE_IDS}"
         )
     ]
     received = _rows_received_in_latest_load(context)
     duplicates_received = max(received - last_load_rows, 0) if received is not None else 0
-    offending = null_ids + duplicate_rows
-    if offending:
+    found = null_ids + duplicate_rows
+    if found:
         severity, passed = AssetCheckSeverity.ERROR, False
         description = f"{duplicate_rows} duplicate rows and {null_ids} null ids in the table"
     elif duplicates_received:
@@ -242,9 +365,9 @@ def id_unique_and_not_null(
         passed=passed,
         severity=severity,
         description=description,
-        metadata=_metadata(
+        metadata=check_metadata(
             checked,
-            offending,
+            found,
             sample,
             null_ids=MetadataValue.int(null_ids),
             duplicate_rows=MetadataValue.int(duplicate_rows),

@@ -5,9 +5,12 @@ reasons, so no record is silently dropped. The summary is what a person would ch
 """
 
 from dagster import (
+    AssetCheckExecutionContext,
     AssetCheckResult,
+    AssetCheckSeverity,
     AssetExecutionContext,
     AssetKey,
+    Failure,
     MaterializeResult,
     MetadataValue,
     TableColumn,
@@ -18,7 +21,7 @@ from dagster import (
 
 from fulfillment_assets import settings
 from fulfillment_assets.assets import OWNERS, RAW_ASSET_KEY
-from fulfillment_assets.checks import RowRule, row_rules
+from fulfillment_assets.checks import RowRule, row_rules, rows_at_latest_materialization
 from fulfillment_assets.warehouse import Warehouse
 
 RAW = settings.RESOURCE_NAME
@@ -30,10 +33,13 @@ REJECTED_KEY = AssetKey([settings.DATASET_NAME, REJECTED])
 SUMMARY_KEY = AssetKey([settings.DATASET_NAME, SUMMARY])
 # The columns the models read, for the empty tables built before the API ever sent a record.
 NO_ORDERS = (
-    "CAST(NULL AS BIGINT) AS id, CAST(NULL AS VARCHAR) AS customer_id, "
-    "CAST(NULL AS VARCHAR) AS order_status, CAST(NULL AS TIMESTAMP) AS created_at, "
+    "CAST(NULL AS BIGINT) AS id, CAST(NULL AS TEXT) AS customer_id, "
+    "CAST(NULL AS TEXT) AS order_status, CAST(NULL AS TIMESTAMPTZ) AS created_at, "
     "CAST(NULL AS DOUBLE) AS amount"
 )
+# dlt data types the summary can bucket by day and add up; other shapes give NULL there.
+DAY_TYPES = {"timestamp", "date"}
+NUMBER_TYPES = {"double", "bigint", "decimal", "wei"}
 MODEL_ASSET_ATTRIBUTES = {
     "group_name": settings.ASSET_GROUP,
     "kinds": {"sql", settings.destination_name()},
@@ -50,12 +56,78 @@ def _breaks_any(rules: list[RowRule]) -> str:
     return " OR ".join(f"COALESCE({rule.condition}, FALSE)" for rule in rules)
 
 
-def _params(rules: list[RowRule]) -> tuple:
-    return tuple(param for rule in rules for param in rule.params)
+def _raw_columns(context: AssetExecutionContext, warehouse: Warehouse) -> dict[str, str]:
+    """The raw table's columns; {} before anything was loaded. Fails if the table that the raw
+    asset's latest materialization counted rows in cannot be found."""
+    columns = warehouse.columns(RAW)
+    if not columns and (rows := rows_at_latest_materialization(context.instance)):
+        raise Failure(
+            f"could not read the raw table {settings.DATASET_NAME}.{RAW} in the "
+            f"{warehouse.destination_name()} destination, though its latest materialization "
+            f"counted {rows} rows: check FULFILLMENT_DESTINATION and its credentials"
+        )
+    return columns
+
+
+def validated_select(raw_columns: dict[str, str]) -> str:
+    """The validated table's SELECT for a raw table with these columns."""
+    if not raw_columns:
+        return f"SELECT {NO_ORDERS} WHERE FALSE"
+    return (
+        f"SELECT {', '.join(_data_columns(raw_columns))} FROM {RAW} "
+        f"WHERE NOT ({_breaks_any(row_rules(raw_columns))})"
+    )
+
+
+def rejected_select(raw_columns: dict[str, str]) -> str:
+    """The rejected table's SELECT: every rule a row breaks in `rejection_reasons`."""
+    if not raw_columns:
+        return f"SELECT {NO_ORDERS}, CAST(NULL AS TEXT) AS rejection_reasons WHERE FALSE"
+    rules = row_rules(raw_columns)
+    # NULL-safe on every destination (concat_ws returns NULL on Snowflake if any part is NULL):
+    # each reason as '; reason' or '', then the leading '; ' cut off.
+    reasons = " || ".join(
+        f"COALESCE(CASE WHEN COALESCE({rule.condition}, FALSE) THEN '; {rule.reason}' END, '')"
+        for rule in rules
+    )
+    drifted = [name for name in raw_columns if "__v_" in name]
+    return (
+        f"SELECT {', '.join(_data_columns(raw_columns) + drifted)}, "
+        f"SUBSTRING({reasons}, 3) AS rejection_reasons "
+        f"FROM {RAW} WHERE {_breaks_any(rules)}"
+    )
+
+
+def summary_select(validated: dict[str, str], rejected: dict[str, str]) -> str:
+    """Orders and amounts per UTC day: created_at / amount as NULL where absent or not a
+    timestamp / number (an API that does not send them still gets a summary by status)."""
+
+    def day(columns: dict[str, str]) -> str:
+        if columns.get("created_at") == "timestamp":
+            # The day in UTC, whatever the session's time zone.
+            return "CAST(created_at AT TIME ZONE 'UTC' AS DATE)"
+        if columns.get("created_at") == "date":
+            return "created_at"
+        return "CAST(NULL AS DATE)"
+
+    def amount(columns: dict[str, str]) -> str:
+        if columns.get("amount") in NUMBER_TYPES:
+            return "CAST(sum(amount) AS DOUBLE)"
+        return "CAST(NULL AS DOUBLE)"
+
+    status = "order_status" if "order_status" in validated else "CAST(NULL AS TEXT)"
+    return (
+        f"SELECT {day(validated)} AS order_date, 'validated' AS quality, {status} AS order_status, "
+        f"count(*) AS orders, {amount(validated)} AS amount_total "
+        f"FROM {VALIDATED} GROUP BY 1, 2, 3 "
+        "UNION ALL "
+        f"SELECT {day(rejected)}, 'rejected', CAST(NULL AS TEXT), count(*), {amount(rejected)} "
+        f"FROM {REJECTED} GROUP BY 1, 2, 3"
+    )
 
 
 def _table_result(warehouse: Warehouse, table: str, **metadata: object) -> MaterializeResult:
-    ((rows,),) = warehouse.query(f"SELECT count(*) FROM {{{table}}}")
+    ((rows,),) = warehouse.query(f"SELECT count(*) FROM {table}")
     schema = TableSchema(
         columns=[
             TableColumn(name, data_type) for name, data_type in warehouse.columns(table).items()
@@ -82,17 +154,10 @@ def _table_result(warehouse: Warehouse, table: str, **metadata: object) -> Mater
     ),
 )
 def orders_validated(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
-    raw_columns = warehouse.columns(RAW)
+    raw_columns = _raw_columns(context, warehouse)
     if not raw_columns:
         context.log.info("the raw table does not exist yet: nothing to validate")
-        warehouse.replace_table(VALIDATED, f"SELECT {NO_ORDERS} WHERE FALSE")
-        return _table_result(warehouse, VALIDATED)
-    rules = row_rules(raw_columns)
-    select = (
-        f"SELECT {', '.join(_data_columns(raw_columns))} FROM {{{RAW}}} "
-        f"WHERE NOT ({_breaks_any(rules)})"
-    )
-    warehouse.replace_table(VALIDATED, select, *_params(rules))
+    warehouse.replace_table(VALIDATED, validated_select(raw_columns))
     return _table_result(warehouse, VALIDATED)
 
 
@@ -107,26 +172,13 @@ def orders_validated(context: AssetExecutionContext, warehouse: Warehouse) -> Ma
     ),
 )
 def orders_rejected(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
-    raw_columns = warehouse.columns(RAW)
+    raw_columns = _raw_columns(context, warehouse)
     if not raw_columns:
         context.log.info("the raw table does not exist yet: nothing rejected")
-        warehouse.replace_table(
-            REJECTED, f"SELECT {NO_ORDERS}, CAST(NULL AS VARCHAR) AS rejection_reasons WHERE FALSE"
-        )
-        return _table_result(warehouse, REJECTED, rejected_fraction=0.0)
-    rules = row_rules(raw_columns)
-    reasons = ", ".join(
-        f"CASE WHEN COALESCE({rule.condition}, FALSE) THEN '{rule.reason}' END" for rule in rules
-    )
-    drifted = [name for name in raw_columns if "__v_" in name]
-    select = (
-        f"SELECT {', '.join(_data_columns(raw_columns) + drifted)}, "
-        f"concat_ws('; ', {reasons}) AS rejection_reasons "
-        f"FROM {{{RAW}}} WHERE {_breaks_any(rules)}"
-    )
-    # The reasons' CASE conditions come first in the statement, then the WHERE's.
-    warehouse.replace_table(REJECTED, select, *_params(rules), *_params(rules))
-    ((raw_rows,),) = warehouse.query(f"SELECT count(*) FROM {{{RAW}}}")
+    warehouse.replace_table(REJECTED, rejected_select(raw_columns))
+    raw_rows = 0
+    if raw_columns:
+        ((raw_rows,),) = warehouse.query(f"SELECT count(*) FROM {RAW}")
     result = _table_result(warehouse, REJECTED)
     rejected_rows = result.metadata["dagster/row_count"].value
     return result._replace(
@@ -148,14 +200,7 @@ def orders_rejected(context: AssetExecutionContext, warehouse: Warehouse) -> Mat
     ),
 )
 def orders_daily_summary(warehouse: Warehouse) -> MaterializeResult:
-    select = (
-        "SELECT CAST(created_at AS DATE) AS order_date, 'validated' AS quality, order_status, "
-        "count(*) AS orders, sum(amount) AS amount_total "
-        f"FROM {{{VALIDATED}}} GROUP BY 1, 2, 3 "
-        "UNION ALL "
-        "SELECT CAST(created_at AS DATE), 'rejected', NULL, count(*), sum(amount) "
-        f"FROM {{{REJECTED}}} GROUP BY 1, 2, 3"
-    )
+    select = summary_select(warehouse.columns(VALIDATED), warehouse.columns(REJECTED))
     warehouse.replace_table(SUMMARY, select)
     return _table_result(warehouse, SUMMARY)
 
@@ -166,13 +211,22 @@ def orders_daily_summary(warehouse: Warehouse) -> MaterializeResult:
     blocking=True,
     description="validated + rejected = raw: every raw row is in exactly one of the two tables.",
 )
-def validated_plus_rejected_equals_raw(warehouse: Warehouse) -> AssetCheckResult:
+def validated_plus_rejected_equals_raw(
+    context: AssetCheckExecutionContext, warehouse: Warehouse
+) -> AssetCheckResult:
     if not warehouse.columns(RAW):
+        if rows := rows_at_latest_materialization(context.instance):
+            return AssetCheckResult(
+                passed=False,
+                severity=AssetCheckSeverity.ERROR,
+                description=f"could not read the raw table {settings.DATASET_NAME}.{RAW}, "
+                f"though its latest materialization counted {rows} rows",
+            )
         return AssetCheckResult(passed=True, description="no rows loaded yet")
     ((raw, validated, rejected, in_both),) = warehouse.query(
-        f"SELECT (SELECT count(*) FROM {{{RAW}}}), (SELECT count(*) FROM {{{VALIDATED}}}), "
-        f"(SELECT count(*) FROM {{{REJECTED}}}), "
-        f"(SELECT count(*) FROM {{{VALIDATED}}} v JOIN {{{REJECTED}}} r ON v.id = r.id)"
+        f"SELECT (SELECT count(*) FROM {RAW}), (SELECT count(*) FROM {VALIDATED}), "
+        f"(SELECT count(*) FROM {REJECTED}), "
+        f"(SELECT count(*) FROM {VALIDATED} AS v JOIN {REJECTED} AS r ON v.id = r.id)"
     )
     return AssetCheckResult(
         passed=validated + rejected == raw and in_both == 0,

@@ -41,7 +41,9 @@ PAGE_CONCURRENCY = 8
 READ_AHEAD_MIN_LATENCY_SECONDS = 0.005
 READ_AHEAD_FAST_API_PAGES = 3
 
-# The statuses the fulfillment API documents; the accepted-status check defaults to these.
+# The statuses the bundled demo API serves. The seed states no statuses for the user's API: the
+# accepted-status check judges against FULFILLMENT_ACCEPTED_STATUSES only when it is set, and
+# otherwise learns the statuses from the first load (see checks.py).
 ORDER_STATUSES: tuple[str, ...] = (
     "pending",
     "processing",
@@ -69,7 +71,7 @@ DOCUMENTED_COLUMNS: dict[str, dict[str, object]] = {
 COLUMN_DESCRIPTIONS: dict[str, str] = {
     "id": "Fulfillment order id, unique; the merge key.",
     "customer_id": "Customer the order belongs to; null when the API does not know it.",
-    "order_status": "Lifecycle status of the order, one of the documented statuses.",
+    "order_status": "Lifecycle status of the order (as the API names it).",
     "created_at": "When the order was created (UTC).",
     "updated_at": "When the API last changed the order (UTC); the newest version wins a merge.",
     "amount": "Order amount in `currency`.",
@@ -122,12 +124,12 @@ def duckdb_path() -> Path:
     return Path(os.environ.get("DESTINATION__DUCKDB__CREDENTIALS", data_dir() / "warehouse.duckdb"))
 
 
-def accepted_statuses() -> tuple[str, ...]:
-    """Statuses the accepted-status check allows: FULFILLMENT_ACCEPTED_STATUSES (a,b,c)."""
-    configured = os.environ.get("FULFILLMENT_ACCEPTED_STATUSES")
-    if not configured:
-        return ORDER_STATUSES
-    return tuple(status.strip() for status in configured.split(",") if status.strip())
+def accepted_statuses() -> tuple[str, ...] | None:
+    """Statuses the accepted-status check allows: FULFILLMENT_ACCEPTED_STATUSES (a,b,c), or None
+    when not set (the check then learns the statuses instead of judging them)."""
+    configured = os.environ.get("FULFILLMENT_ACCEPTED_STATUSES", "")
+    statuses = tuple(status.strip() for status in configured.split(",") if status.strip())
+    return statuses or None
 
 
 def dead_run_sensor_interval_seconds() -> int:

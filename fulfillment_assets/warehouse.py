@@ -1,7 +1,7 @@
 """The destination: the dlt pipeline that loads it and a Dagster resource that queries it.
 
-Checks and models run SQL through dlt's SQL client, so they work on whichever destination the
-pipeline is configured for (DuckDB by default), with `%s` parameters.
+Checks and models write their SQL once (`fulfillment_assets.sql`); the `Warehouse` renders it for
+the configured destination's dialect and identifier rules and runs it through dlt's SQL client.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import string
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,50 +16,66 @@ from typing import Any
 
 import dlt
 import filelock
-from dagster import ConfigurableResource, InitResourceContext
-from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+from dagster import ConfigurableResource, Failure, InitResourceContext
+from dlt.common.configuration.exceptions import ConfigFieldMissingException
+from dlt.common.destination import Destination
+from dlt.common.destination.exceptions import UnknownDestinationModule
+from pydantic import Field
 
-from fulfillment_assets import settings
+from fulfillment_assets import duckdb_file, settings, sql
 from fulfillment_assets.run_liveness import fail_dead_runs, hold_run_liveness
+from fulfillment_assets.sql import Dialect
 
 logger = logging.getLogger(__name__)
 
 
-def fulfillment_destination() -> Any:
-    """The configured destination; DuckDB (a file under the data dir) unless configured."""
-    name = settings.destination_name()
+def fulfillment_destination(
+    name: str | None = None, duckdb_path: str | None = None, duckdb_memory_limit: str | None = None
+) -> Any:
+    """The configured destination; DuckDB (a file under the data dir) unless configured.
+    Arguments left None are read from the environment (see settings.py)."""
+    name = name or settings.destination_name()
     if name != "duckdb":
-        return name
-    settings.duckdb_path().parent.mkdir(parents=True, exist_ok=True)
-    credentials = DuckDbCredentials(
-        str(settings.duckdb_path()),
-        # DuckDB's default is 80% of RAM: the merge of a large load would take it. Capped, it
-        # spills to disk instead and the run's memory stays flat in the size of the load.
-        global_config={
-            "memory_limit": settings.duckdb_memory_limit(),
-            "preserve_insertion_order": False,
-        },
+        try:
+            return Destination.from_reference(name)
+        except UnknownDestinationModule:
+            raise Failure(
+                f"FULFILLMENT_DESTINATION={name!r} is not a dlt destination: set it to duckdb "
+                "(the default), postgres, snowflake, bigquery or another dlt destination, or "
+                f"configure a named one (DESTINATION__{name.upper()}__DESTINATION_TYPE)"
+            ) from None
+    return dlt.destinations.duckdb(
+        credentials=duckdb_file.credentials(duckdb_path, duckdb_memory_limit)
     )
-    return dlt.destinations.duckdb(credentials=credentials)
 
 
-def fulfillment_pipeline(pipelines_dir: str | None = None) -> dlt.Pipeline:
+def fulfillment_pipeline(pipelines_dir: str | None = None, destination: Any = None) -> dlt.Pipeline:
     """The pipeline that loads the fulfillment dataset; configuration is read when called.
 
     Build it only under `Warehouse.loading_pipeline()`: dlt wipes a working dir it finds without
     state, and a load's has none for a moment as it starts (dagster-dlt drops the local state
     before every run). Readers use `Warehouse.dataset()`, Dagster's definitions
-    `described_pipeline()`; neither touches this working dir.
+    `described_pipeline()`; neither touches this working dir. dlt's own settings for it (e.g.
+    `_dlt_load_id` on Arrow rows) are in `.dlt/config.toml`.
     """
-    # Each row records the load that last wrote it, Arrow pages included (dlt adds it to rows by
-    # default): the checks tell duplicates the API sent in the latest load from older rows.
-    dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
     return dlt.pipeline(
         pipeline_name=settings.PIPELINE_NAME,
         pipelines_dir=pipelines_dir or str(settings.pipelines_dir()),
-        destination=fulfillment_destination(),
+        destination=destination or fulfillment_destination(),
         dataset_name=settings.DATASET_NAME,
     )
+
+
+def _check_credentials(pipeline: dlt.Pipeline, name: str) -> None:
+    """Fails before any API request when the destination's credentials are not configured."""
+    try:
+        pipeline.destination_client()  # resolves the configuration; connects to nothing
+    except ConfigFieldMissingException as missing:
+        raise Failure(
+            f"the {name} destination (FULFILLMENT_DESTINATION) is missing "
+            f"{', '.join(missing.fields)}: set DESTINATION__{name.upper()}__CREDENTIALS (e.g. a "
+            f"connection string) or [destination.{name}.credentials] in .dlt/secrets.toml"
+        ) from None
 
 
 @functools.cache
@@ -69,9 +84,17 @@ def described_pipeline() -> dlt.Pipeline:
 
     Every process that loads the code (webserver, daemon, each run) builds one. Its working dir
     is a temporary one of that process: loading code neither creates nor wipes the working dir
-    of the loads.
+    of the loads. A misconfigured destination must not stop the code location from loading: the
+    runs fail instead, naming the setting.
     """
-    return fulfillment_pipeline(pipelines_dir=_process_pipelines_dir().name)
+    try:
+        return fulfillment_pipeline(pipelines_dir=_process_pipelines_dir().name)
+    except Failure:
+        return dlt.pipeline(
+            pipeline_name=settings.PIPELINE_NAME,
+            pipelines_dir=_process_pipelines_dir().name,
+            dataset_name=settings.DATASET_NAME,
+        )
 
 
 @functools.cache
@@ -81,7 +104,35 @@ def _process_pipelines_dir() -> tempfile.TemporaryDirectory[str]:
 
 
 class Warehouse(ConfigurableResource):
-    """Runs SQL in the fulfillment dataset of the configured destination."""
+    """Runs SQL in the fulfillment dataset of the configured destination.
+
+    Its fields show in the UI's Resources tab; each left empty is read from the environment at
+    run time (README "Configuration"), and a value set here or in a run's config wins.
+    """
+
+    destination: str | None = Field(
+        default=None,
+        description="dlt destination; empty: FULFILLMENT_DESTINATION, default duckdb.",
+    )
+    duckdb_path: str | None = Field(
+        default=None,
+        description="DuckDB file; empty: DESTINATION__DUCKDB__CREDENTIALS, default "
+        "$FULFILLMENT_DATA_DIR/warehouse.duckdb.",
+    )
+    duckdb_memory_limit: str | None = Field(
+        default=None,
+        description="DuckDB's memory cap; empty: FULFILLMENT_DUCKDB_MEMORY_LIMIT, default 128MB.",
+    )
+
+    def destination_name(self) -> str:
+        """The destination this resource uses."""
+        return self.destination or settings.destination_name()
+
+    def _destination(self) -> Any:
+        return fulfillment_destination(self.destination, self.duckdb_path, self.duckdb_memory_limit)
+
+    def _errors_explained(self) -> Any:
+        return duckdb_file.clear_errors(self.duckdb_memory_limit)
 
     @contextmanager
     def yield_for_execution(self, context: InitResourceContext) -> Iterator[Warehouse]:
@@ -104,60 +155,114 @@ class Warehouse(ConfigurableResource):
         working dir, so a file lock next to it decides.
         """
         settings.pipelines_dir().mkdir(parents=True, exist_ok=True)
-        lock = filelock.FileLock(settings.pipelines_dir() / f"{settings.PIPELINE_NAME}.lock")
+        lock = duckdb_file.machine_lock(
+            str(settings.pipelines_dir() / f"{settings.PIPELINE_NAME}.lock")
+        )
         try:
             lock.acquire(timeout=0)
         except filelock.Timeout:
             (log or logger).info("another load of the fulfillment pipeline runs: waiting for it")
             lock.acquire()
         try:
-            yield fulfillment_pipeline()
+            with self._errors_explained():
+                pipeline = fulfillment_pipeline(destination=self._destination())
+                _check_credentials(pipeline, self.destination_name())
+                yield pipeline
         finally:
             lock.release()
 
     def dataset(self) -> dlt.Dataset:
         """The dataset, for reading and modelling without the pipeline's working dir."""
         schema = dlt.Schema(settings.SOURCE_NAME)  # given, so dlt does not look it up first
-        return dlt.dataset(fulfillment_destination(), settings.DATASET_NAME, schema=schema)
+        return dlt.dataset(self._destination(), settings.DATASET_NAME, schema=schema)
+
+    @contextmanager
+    def _sql_client(self) -> Iterator[Any]:
+        with (
+            self._errors_explained(),
+            self.dataset().sql_client as client,
+        ):
+            yield client
+
+    @contextmanager
+    def _job_client(self) -> Iterator[Any]:
+        with (
+            self._errors_explained(),
+            self.dataset().destination_client as client,
+        ):
+            yield client
+
+    def _dialect(self, client: Any) -> Dialect:
+        caps = client.capabilities
+        return Dialect(
+            name=caps.sqlglot_dialect or self.destination_name(),
+            casefold=caps.casefold_identifier,
+            table_path=lambda table: client.make_qualified_table_name_path(table, quote=False),
+            ddl_in_transaction=sql.transactional_ddl(caps),
+        )
+
+    def dialect(self) -> Dialect:
+        """The configured destination's SQL dialect and identifier rules."""
+        with self._sql_client() as client:
+            return self._dialect(client)
 
     def table(self, name: str) -> str:
         """The fully qualified, quoted name of a table in the fulfillment dataset."""
-        with self.dataset().sql_client as client:
+        with self._sql_client() as client:
             return client.make_qualified_table_name(name)
 
-    def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-        """Rows of one statement; `{table_name}` placeholders are qualified table names."""
-        with self.dataset().sql_client as client:
-            names = {name: client.make_qualified_table_name(name) for name in _placeholders(sql)}
-            return list(client.execute_sql(sql.format(**names), *params) or [])
+    def query(self, statement: str) -> list[tuple[Any, ...]]:
+        """Rows of one statement of the project's SQL (see `fulfillment_assets.sql`)."""
+        with self._sql_client() as client:
+            rendered = sql.render(statement, self._dialect(client))
+            logger.debug("project SQL: %s", statement)
+            return [tuple(row) for row in client.execute_sql(rendered) or []]
 
-    def replace_table(self, table: str, select: str, *params: Any) -> None:
-        """(Re)creates `table` from `select`; DROP + CREATE in one transaction, which every SQL
-        destination supports, so a reader never sees it half-built."""
-        with self.dataset().sql_client as client:
-            target = client.make_qualified_table_name(table)
-            names = {name: client.make_qualified_table_name(name) for name in _placeholders(select)}
+    def execute(self, *statements: str) -> None:
+        """Runs statements of the project's SQL in one transaction."""
+        with self._sql_client() as client:
+            dialect = self._dialect(client)
+            rendered = [sql.render(statement, dialect) for statement in statements]
+            for statement in statements:
+                logger.debug("project SQL: %s", statement)
             with client.begin_transaction():
-                client.execute_sql(f"DROP TABLE IF EXISTS {target}")
-                client.execute_sql(f"CREATE TABLE {target} AS {select.format(**names)}", *params)
+                for statement in rendered:
+                    client.execute_sql(statement)
+
+    def replace_table(self, table: str, select: str) -> None:
+        """(Re)creates `table` from `select`; a reader never sees it half-built (see
+        `sql.replace_table`)."""
+        with self._sql_client() as client:
+            statements = sql.replace_table(table, select, self._dialect(client))
+            logger.debug("project SQL: %s", select)
+            if len(statements) == 1:
+                client.execute_sql(statements[0])
+                return
+            with client.begin_transaction():
+                for statement in statements:
+                    client.execute_sql(statement)
 
     def stored_schema(self) -> dict[str, Any]:
         """The dlt schema as last stored in the destination (`_dlt_version`), or {} if none."""
-        with self.dataset().destination_client as client:
-            stored = client.get_stored_schema(settings.SOURCE_NAME)  # type: ignore[attr-defined]
+        with self._job_client() as client:
+            stored = client.get_stored_schema(settings.SOURCE_NAME)
         return json.loads(stored.schema) if stored else {}
 
     def columns(self, table: str) -> dict[str, str]:
-        """Column name -> SQL type as the destination reports it; empty if the table is absent."""
-        with self.dataset().sql_client as client:
-            rows = client.execute_sql(
-                "SELECT column_name, data_type FROM information_schema.columns "
-                "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
-                client.dataset_name,
-                table,
-            )
-            return {name: data_type for name, data_type in rows or []}
+        """Column name (as dlt names it) -> dlt data type; empty if the table is absent.
+
+        Read through dlt's job client, which folds names by the destination's rules to look them
+        up in its information_schema (Snowflake stores them upper-case).
+        """
+        with self._job_client() as client:
+            _, storage = client.get_storage_table(table)
+            casefold = client.capabilities.casefold_identifier
+        return {
+            _dlt_name(name, casefold): str(column.get("data_type"))
+            for name, column in storage.items()
+        }
 
 
-def _placeholders(sql: str) -> set[str]:
-    return {field for _, field, _, _ in string.Formatter().parse(sql) if field}
+def _dlt_name(stored: str, casefold: Any) -> str:
+    """The dlt (snake_case, lower-case) name of a column as the destination stores it."""
+    return stored.lower() if casefold(stored.lower()) == stored else stored

@@ -1,14 +1,21 @@
 """Real parts for every test: the demo API on an ephemeral loopback port, a DuckDB file and dlt
-working dir in a tmp dir, and a Dagster instance of the test's own."""
+working dir in a tmp dir, and a Dagster instance of the test's own.
+
+Tests that run on every destination (DuckDB and a real PostgreSQL server, see
+`postgres_server.py`) get the `destination` fixture parametrized: by the `every_destination`
+marker, or by name in `ON_EVERY_DESTINATION` for files that do not carry the marker. On
+PostgreSQL the warehouse and the test's Dagster instance live in a database of the test's own.
+Results are read through the project's own `Warehouse` (`query`, `table_snapshot`)."""
 
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 from dagster import (
     AssetSelection,
@@ -19,6 +26,9 @@ from dagster import (
 )
 
 from fulfillment_assets.demo_api import DemoApiOptions, DemoApiServer
+from fulfillment_assets.sql import literal
+from fulfillment_assets.warehouse import Warehouse
+from fulfillment_assets_tests.postgres_server import PostgresServer
 
 # A key nobody would type by accident, so a scan for it finds only leaks.
 TEST_API_KEY = "sk_test_FULFILLMENT_7d9c1e5b42"
@@ -39,6 +49,39 @@ CHECK_NAMES = {
 RAW_ONLY = AssetSelection.assets(["fulfillment", "fulfillment_data"]).without_checks()
 
 
+DESTINATIONS = ("duckdb", "postgres")
+# Tests of files that others edit, run on every destination without an edit there: the merge /
+# re-run, faults-leave-the-table-unchanged, empty-first-load and interruption tests.
+ON_EVERY_DESTINATION: dict[str, set[str]] = {
+    "test_ingestion": {
+        "test_loads_exactly_the_api_records_and_a_rerun_adds_no_duplicates",
+        "test_an_empty_api_loads_nothing_and_succeeds",
+    },
+    "test_faults": {
+        "test_a_fault_fails_clearly_and_leaves_the_destination_unchanged",
+        "test_a_rerun_and_overlapping_records_leave_one_row_per_id_with_the_newest_version",
+    },
+    "test_interruptions": {"test_a_run_killed_mid_phase_is_completed_by_the_next_run"},
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # SIGTERM (a CI timeout, `kill`) ends the session like Ctrl-C: fixtures are torn down, so the
+    # PostgreSQL server the tests started is stopped and removed.
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    module = metafunc.module.__name__.rsplit(".", 1)[-1]
+    listed = metafunc.function.__name__ in ON_EVERY_DESTINATION.get(module, ())
+    if listed or metafunc.definition.get_closest_marker("every_destination"):
+        metafunc.parametrize("destination", DESTINATIONS, indirect=True)
+
+
 @pytest.fixture(autouse=True)
 def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own data dir (DuckDB file, dlt pipelines dir) and no ambient config."""
@@ -47,9 +90,32 @@ def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pat
     monkeypatch.setenv("RUNTIME__DLTHUB_TELEMETRY", "false")
     monkeypatch.setenv("SOURCES__FULFILLMENT__BACKOFF_FACTOR", TEST_BACKOFF_FACTOR)
     for name in list(os.environ):
-        if name.startswith(("SOURCES__FULFILLMENT__API_KEY", "DESTINATION__")):
+        if name.startswith(("SOURCES__FULFILLMENT__API_KEY", "DESTINATION__")) or name in (
+            "FULFILLMENT_DESTINATION",
+            "FULFILLMENT_ACCEPTED_STATUSES",
+        ):
             monkeypatch.delenv(name)
     return data_dir
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the session, started on first use, removed at the end."""
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def destination(
+    request: pytest.FixtureRequest, isolated_environment: Path, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """The warehouse of the test: DuckDB unless parametrized; on PostgreSQL a fresh database."""
+    name = getattr(request, "param", "duckdb")
+    if name == "postgres":
+        server = request.getfixturevalue("postgres_server")
+        monkeypatch.setenv("FULFILLMENT_DESTINATION", "postgres")
+        monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", server.create_database())
+    return name
 
 
 @pytest.fixture
@@ -62,8 +128,13 @@ def demo_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[DemoApiServer]:
 
 
 @pytest.fixture
-def instance() -> Iterator[DagsterInstance]:
-    with instance_for_test() as test_instance:
+def instance(destination: str) -> Iterator[DagsterInstance]:
+    """A Dagster instance of the test's own; on PostgreSQL its storage is on the server too."""
+    overrides = None
+    if destination == "postgres":
+        dsn = os.environ["DESTINATION__POSTGRES__CREDENTIALS"]
+        overrides = {"storage": {"postgres": {"postgres_url": dsn}}}
+    with instance_for_test(overrides=overrides) as test_instance:
         yield test_instance
 
 
@@ -83,9 +154,12 @@ def materialize_all(
 
 
 def query(data_dir: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    """Reads the test's DuckDB file directly, outside dlt and Dagster."""
-    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
-        return con.execute(sql, list(params)).fetchall()
+    """Rows of one statement (DuckDB's dialect, `%s` values) in the test's warehouse, read
+    through the project's own `Warehouse`, whichever the destination. `data_dir` is kept for the
+    callers written when this read the DuckDB file."""
+    for param in params:
+        sql = sql.replace("%s", literal(param), 1)
+    return Warehouse().query(sql)
 
 
 def table_snapshot(data_dir: Path) -> list[tuple[Any, ...]]:

@@ -154,6 +154,7 @@ class DagsterServer:
         launcher: Launcher = "dg dev",
         startup_timeout: float = 120.0,
         stop_timeout: float = 15.0,
+        dagster_yaml: Path = SHIPPED_DAGSTER_YAML,
     ) -> None:
         self.workdir = workdir
         self.home = workdir / "dagster_home"
@@ -165,6 +166,8 @@ class DagsterServer:
         self.port = 0
         self._extra_env = dict(env or {})
         self._services: list[_Service] = []
+        # The instance settings copied into DAGSTER_HOME (e.g. storage on PostgreSQL).
+        self.dagster_yaml = dagster_yaml
 
     @property
     def url(self) -> str:
@@ -205,7 +208,7 @@ class DagsterServer:
         self.home.mkdir(parents=True, exist_ok=True)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copy(SHIPPED_DAGSTER_YAML, self.home / "dagster.yaml")
+        shutil.copy(self.dagster_yaml, self.home / "dagster.yaml")
         self.port = free_port()
         env = self.env
         try:
@@ -445,16 +448,21 @@ def served_project(
     api_key: str,
     records: int = 2000,
     launcher: Launcher = "dg dev",
+    env: Mapping[str, str] | None = None,
+    dagster_yaml: Path = SHIPPED_DAGSTER_YAML,
 ) -> Iterator[ServedProject]:
     """The demo API in this process (a thread on loopback) and Dagster serving the project
     against it; both stopped at the end."""
     with DemoApiServer(DemoApiOptions(records=records, api_key=api_key), port=0) as api:
-        env = {
+        served_env = {
             "SOURCES__FULFILLMENT__BASE_URL": api.url,
             "SOURCES__FULFILLMENT__API_KEY": api_key,
             # The daemon judges freshness every 30 s by default; until it has, the status of a
             # new materialization is UNKNOWN. Tests should not sit through that.
             "FRESHNESS_DAEMON_INTERVAL_SECONDS": "3",
+            **(env or {}),
         }
-        with DagsterServer(workdir, env=env, launcher=launcher) as dagster:
+        with DagsterServer(
+            workdir, env=served_env, launcher=launcher, dagster_yaml=dagster_yaml
+        ) as dagster:
             yield ServedProject(api=api, dagster=dagster, api_key=api_key)

@@ -1,5 +1,6 @@
 """Checks on the raw table and the validated / rejected / summary tables, on data with known
-faults served by the demo API."""
+faults served by the demo API, on DuckDB and on PostgreSQL. The demo's statuses are configured as
+the accepted ones (FULFILLMENT_ACCEPTED_STATUSES) where a test counts unknown statuses."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ import pytest
 from dagster import AssetCheckSeverity, DagsterInstance
 
 from fulfillment_assets.demo_api import DemoApiOptions, DemoApiServer, make_record, record_ids_with
+from fulfillment_assets.settings import ORDER_STATUSES
 from fulfillment_assets_tests.conftest import CHECK_NAMES, TEST_API_KEY, materialize_all, query
+
+pytestmark = pytest.mark.every_destination
 
 # Known faults: 2% null and 5 missing customer_id, 1% null and 3 missing order_status, 4 unknown
 # statuses, 3 ids served twice.
@@ -34,6 +38,11 @@ def _ids(kind: str, options: DemoApiOptions) -> set[int]:
     return record_ids_with(kind, options)
 
 
+@pytest.fixture
+def demo_statuses_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FULFILLMENT_ACCEPTED_STATUSES", ",".join(ORDER_STATUSES))
+
+
 def test_clean_data_passes_every_check(demo_api: DemoApiServer, instance: DagsterInstance) -> None:
     demo_api.configure(CLEAN)
 
@@ -47,6 +56,7 @@ def test_clean_data_passes_every_check(demo_api: DemoApiServer, instance: Dagste
     assert evaluations["customer_id_not_null"].metadata["rows_checked"].value == 1000
 
 
+@pytest.mark.usefixtures("demo_statuses_accepted")
 def test_each_check_reports_the_exact_counts_of_known_faults(
     demo_api: DemoApiServer, instance: DagsterInstance, isolated_environment: Path
 ) -> None:
@@ -121,6 +131,7 @@ def test_a_type_drift_fails_the_schema_contract_and_blocks_downstream(
     assert "orders_validated" not in materialized
 
 
+@pytest.mark.usefixtures("demo_statuses_accepted")
 def test_validated_plus_rejected_equals_raw_with_the_right_reasons(
     demo_api: DemoApiServer, instance: DagsterInstance, isolated_environment: Path
 ) -> None:

@@ -9,7 +9,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check \
-  -c constraints.txt -e ".[dev]"
+  -c constraints.txt -e ".[dev,postgres]"
 export PATH="$PWD/.venv/bin:$PATH"
 export DAGSTER_HOME="${DAGSTER_HOME:-$PWD/dagster_home}"
 mkdir -p "$DAGSTER_HOME"

@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
-# The whole test suite, on a fresh machine: installs the project, Chromium for the UI test, then
-# lint and pytest. Arguments go to pytest.
+# The whole test suite, on a fresh machine: installs the project (with the postgres extra),
+# Debian's Chromium for the UI test and PostgreSQL for the PostgreSQL tests, then lint and pytest.
+# Arguments go to pytest. Nothing needs to be running: the tests start their own PostgreSQL
+# server (initdb into a tmp dir, 127.0.0.1 and a free port only) and remove it at the end,
+# whatever the outcome (fulfillment_assets_tests/postgres_server.py).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
-if ! command -v chromium >/dev/null 2>&1; then
-  # The UI test drives Debian's Chromium: a browser download of Playwright's own is not possible.
-  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium >/dev/null \
-    || echo "warning: could not install chromium; the browser test will fail and say so" >&2
+if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+missing=()
+# The UI test drives Debian's Chromium: a browser download of Playwright's own is not possible.
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# Debian keeps the server binaries off PATH, under /usr/lib/postgresql/N/bin.
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+if [ ${#missing[@]} -gt 0 ]; then
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null \
+    || echo "warning: could not install ${missing[*]}; the tests that need them will fail and say so" >&2
 fi
 ruff check .
 ruff format --check .

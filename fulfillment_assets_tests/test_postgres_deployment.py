@@ -1,0 +1,98 @@
+"""The project as README "Outgrowing one machine" deploys it: `dg dev` with the Dagster instance
+storage on PostgreSQL (docs/dagster.postgres.yaml, as the README shows it) and the warehouse on
+the same server, a `fulfillment_refresh` run launched through GraphQL."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg2
+import pytest
+from dagster import DagsterRunStatus
+from dagster_graphql import DagsterGraphQLClient
+
+from fulfillment_assets import settings
+from fulfillment_assets.warehouse import Warehouse
+from fulfillment_assets_tests.conftest import TEST_API_KEY
+from fulfillment_assets_tests.dagster_server import HOST, ServedProject, served_project
+from fulfillment_assets_tests.postgres_server import PostgresServer
+
+RECORDS = 1500
+POSTGRES_YAML = settings.PROJECT_ROOT / "docs" / "dagster.postgres.yaml"
+README = settings.PROJECT_ROOT / "README.md"
+CHECKS_QUERY = """
+query Checks($keys: [AssetKeyInput!]) {
+  assetNodes(assetKeys: $keys) {
+    assetChecksOrError {
+      ... on AssetChecks {
+        checks { name executionForLatestMaterialization { runId status } }
+      }
+    }
+  }
+}
+"""
+
+
+@pytest.fixture
+def project(
+    tmp_path: Path, postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ServedProject]:
+    dagster_url, warehouse_url = (
+        postgres_server.create_database(),
+        postgres_server.create_database(),
+    )
+    env = {
+        "DAGSTER_POSTGRES_URL": dagster_url,
+        "FULFILLMENT_DESTINATION": "postgres",
+        "DESTINATION__POSTGRES__CREDENTIALS": warehouse_url,
+    }
+    # This process reads the warehouse the served runs write.
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with served_project(
+        tmp_path, api_key=TEST_API_KEY, records=RECORDS, env=env, dagster_yaml=POSTGRES_YAML
+    ) as served:
+        yield served
+
+
+def test_the_readme_shows_the_tested_dagster_yaml() -> None:
+    assert POSTGRES_YAML.read_text() in README.read_text()
+
+
+def test_dg_dev_with_storage_and_warehouse_on_postgres(
+    project: ServedProject, dagster_url: str
+) -> None:
+    project.dagster.wait_until_idle()
+    client = DagsterGraphQLClient(HOST, port_number=project.dagster.port, timeout=30)
+
+    run_id = client.submit_job_execution("fulfillment_refresh")
+
+    deadline = time.monotonic() + 180
+    status = client.get_run_status(run_id)
+    while status not in (
+        DagsterRunStatus.SUCCESS,
+        DagsterRunStatus.FAILURE,
+        DagsterRunStatus.CANCELED,
+    ):
+        assert time.monotonic() < deadline, project.dagster.log_tail()
+        time.sleep(1)
+        status = client.get_run_status(run_id)
+    assert status == DagsterRunStatus.SUCCESS, project.dagster.log_tail(lines=80)
+    with psycopg2.connect(dagster_url) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT status FROM runs WHERE run_id = %s", (run_id,))
+        assert cursor.fetchall() == [("SUCCESS",)]
+    # The run's events are in PostgreSQL: the webserver reads the checks' results from there.
+    (raw,) = project.dagster.graphql(
+        CHECKS_QUERY, {"keys": [{"path": ["fulfillment", "fulfillment_data"]}]}
+    )["assetNodes"]
+    checks = raw["assetChecksOrError"]["checks"]
+    assert len(checks) == 5
+    assert all(c["executionForLatestMaterialization"]["runId"] == run_id for c in checks), checks
+    # The warehouse is the PostgreSQL database: every record and the models are there.
+    warehouse = Warehouse()
+    assert warehouse.query("SELECT count(*) FROM fulfillment.fulfillment_data") == [(RECORDS,)]
+    ((validated,),) = warehouse.query("SELECT count(*) FROM fulfillment.orders_validated")
+    ((rejected,),) = warehouse.query("SELECT count(*) FROM fulfillment.orders_rejected")
+    assert validated + rejected == RECORDS
