@@ -88,6 +88,33 @@ SENSORS_QUERY = """
 }
 """
 
+SENSOR_TICKS_QUERY = """
+{
+  workspaceOrError {
+    ... on Workspace {
+      locationEntries {
+        locationOrLoadError {
+          ... on RepositoryLocation {
+            repositories {
+              sensors {
+                name
+                sensorState {
+                  ticks(limit: 50) {
+                    status timestamp endTimestamp skipReason
+                    error { message }
+                    logEvents { events { message level } }
+                  }
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+"""
+
 RUNS_QUERY = """
 query Runs($statuses: [RunStatus!]) {
   runsOrError(filter: {statuses: $statuses}) {
@@ -352,6 +379,37 @@ class DagsterServer:
             f"not idle within {timeout:.0f} s, waiting for {waiting_for}:\n{self.log_tail()}"
         )
 
+    def sensor_ticks(self, name: str) -> list[dict[str, Any]]:
+        """The sensor's latest ticks, newest first: status, times, skip reason, error, log."""
+        for entry in self.graphql(SENSOR_TICKS_QUERY)["workspaceOrError"]["locationEntries"]:
+            for repository in (entry["locationOrLoadError"] or {}).get("repositories", []):
+                for sensor in repository["sensors"]:
+                    if sensor["name"] == name:
+                        return sensor["sensorState"]["ticks"]
+        raise DagsterServerError(f"no sensor {name}")
+
+    def wait_for_sensor_ticks(
+        self, name: str, count: int, after: float, timeout: float = 120.0
+    ) -> list[dict[str, Any]]:
+        """Until `count` ticks of the sensor that started after `after` (a Unix time) have ended;
+        those ticks, newest first (bounded)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self._check_alive()
+            ended = [
+                tick
+                for tick in self.sensor_ticks(name)
+                if tick["timestamp"] > after and tick["status"] != "STARTED"
+            ]
+            if len(ended) >= count:
+                return ended
+            if time.monotonic() > deadline:
+                raise DagsterServerError(
+                    f"{name}: {len(ended)} of {count} ticks after {after} within "
+                    f"{timeout:.0f} s:\n{self.log_tail()}"
+                )
+            time.sleep(0.5)
+
     # --- logs ----------------------------------------------------------------------------------
 
     def log_lines(self) -> list[str]:
@@ -445,9 +503,11 @@ def served_project(
     api_key: str,
     records: int = 2000,
     launcher: Launcher = "dg dev",
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[ServedProject]:
     """The demo API in this process (a thread on loopback) and Dagster serving the project
-    against it; both stopped at the end."""
+    against it, with `env` added to the Dagster processes' environment; both stopped at the
+    end."""
     with DemoApiServer(DemoApiOptions(records=records, api_key=api_key), port=0) as api:
         env = {
             "SOURCES__FULFILLMENT__BASE_URL": api.url,
@@ -455,6 +515,7 @@ def served_project(
             # The daemon judges freshness every 30 s by default; until it has, the status of a
             # new materialization is UNKNOWN. Tests should not sit through that.
             "FRESHNESS_DAEMON_INTERVAL_SECONDS": "3",
+            **(env or {}),
         }
         with DagsterServer(workdir, env=env, launcher=launcher) as dagster:
             yield ServedProject(api=api, dagster=dagster, api_key=api_key)
