@@ -1,6 +1,6 @@
 """The fulfillment API and its raw table as Dagster assets, through dagster-dlt."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from dagster import (
@@ -8,12 +8,17 @@ from dagster import (
     AssetKey,
     AssetSpec,
     Failure,
+    JsonMetadataValue,
     MaterializeResult,
     MetadataValue,
     TableColumn,
+    TableColumnConstraints,
     TableSchema,
+    TableSchemaMetadataValue,
+    multi_asset,
 )
-from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
+from dagster_dlt import DagsterDltResource, DagsterDltTranslator, build_dlt_asset_specs
+from dagster_dlt.constants import META_KEY_PIPELINE, META_KEY_SOURCE, META_KEY_TRANSLATOR
 from dagster_dlt.translator import DltResourceTranslatorData
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
 
@@ -43,14 +48,49 @@ fulfillment_api = AssetSpec(
     metadata={"endpoint": settings.ENDPOINT_PATH, "page_limit": settings.PAGE_LIMIT},
 )
 
+# The columns dlt adds to every row it loads.
+DLT_COLUMN_DESCRIPTIONS = {
+    "_dlt_load_id": (
+        "The dlt load that last wrote the row: the id of a load package (the Unix time it "
+        "started), also in the dataset's `_dlt_loads` table."
+    ),
+    "_dlt_id": "dlt's unique id of the row.",
+}
+# Column hints dlt keeps that say something to a reader of the table; the rest (precision,
+# x-normalizer, ...) are dlt's bookkeeping.
+MEANINGFUL_HINTS = {
+    "primary_key": "primary key",
+    "merge_key": "merge key",
+    "dedup_sort": "newest wins on merge",
+}
+# What the load info holds per load job, without the local path of its file.
+LOAD_JOB_FIELDS = ("table_name", "file_format", "file_size", "state", "elapsed", "retry_count")
+
+
+def column_description(name: str) -> str:
+    """Every raw column described: the documented ones, dlt's, variants and fields added later."""
+    if name in settings.COLUMN_DESCRIPTIONS:
+        return settings.COLUMN_DESCRIPTIONS[name]
+    if name in DLT_COLUMN_DESCRIPTIONS:
+        return DLT_COLUMN_DESCRIPTIONS[name]
+    if "__v_" in name:
+        column, data_type = name.rsplit("__v_", 1)
+        return f"Values of `{column}` that arrived as {data_type} (a dlt variant column)."
+    return "A field the API sends that the project does not document, kept as it arrived."
+
+
 RAW_COLUMN_SCHEMA = TableSchema(
     columns=[
-        TableColumn(
-            name=name,
-            type=str(hints["data_type"]),
-            description=settings.COLUMN_DESCRIPTIONS.get(name),
-        )
+        TableColumn(name=name, type=str(hints["data_type"]), description=column_description(name))
         for name, hints in {**settings.CONTRACT_COLUMNS, **settings.DOCUMENTED_COLUMNS}.items()
+    ]
+    + [
+        TableColumn(
+            name="_dlt_load_id",
+            type="text",
+            description=column_description("_dlt_load_id"),
+            constraints=TableColumnConstraints(nullable=False),
+        )
     ]
 )
 
@@ -75,17 +115,75 @@ class FulfillmentTranslator(DagsterDltTranslator):
         ).merge_attributes(metadata={"dagster/column_schema": RAW_COLUMN_SCHEMA})
 
 
+def readable_load_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """A load's metadata as the raw table's page shows it: no local file paths (the `jobs` of
+    dlt's load info), and the column schema with a description on every column."""
+    readable = dict(metadata)
+    # dagster-dlt hands them over as plain values; Dagster wraps them later.
+    jobs = readable.pop("jobs", None)
+    jobs = jobs.data if isinstance(jobs, JsonMetadataValue) else jobs
+    if isinstance(jobs, list):
+        readable["load_jobs"] = MetadataValue.json(
+            [{field: job.get(field) for field in LOAD_JOB_FIELDS} for job in jobs]
+        )
+    schema = readable.get("dagster/column_schema")
+    schema = schema.schema if isinstance(schema, TableSchemaMetadataValue) else schema
+    if isinstance(schema, TableSchema):
+        readable["dagster/column_schema"] = MetadataValue.table_schema(
+            TableSchema(columns=[_described(column) for column in schema.columns])
+        )
+    return readable
+
+
+def _described(column: TableColumn) -> TableColumn:
+    constraints = column.constraints
+    return TableColumn(
+        name=column.name,
+        type=column.type,
+        description=column.description or column_description(column.name),
+        constraints=TableColumnConstraints(
+            nullable=constraints.nullable,
+            unique=constraints.unique,
+            other=[
+                MEANINGFUL_HINTS[hint] for hint in constraints.other if hint in MEANINGFUL_HINTS
+            ],
+        ),
+        tags=column.tags,
+    )
+
+
+def _without_library_objects(spec: AssetSpec) -> AssetSpec:
+    """dagster-dlt puts its source, pipeline and translator objects in the specs' metadata (a
+    fallback for `dlt.run`, which gets all three explicitly here); the UI could only show them as
+    "(unserializable)". Removed before the asset is built: its outputs keep what the specs had."""
+    library_objects = {META_KEY_SOURCE, META_KEY_PIPELINE, META_KEY_TRANSLATOR}
+    return spec.replace_attributes(
+        metadata={key: value for key, value in spec.metadata.items() if key not in library_objects}
+    )
+
+
+TRANSLATOR = FulfillmentTranslator()
+
+
 def _loader_file_format(pipeline: Any) -> str | None:
     """Parquet where the destination takes it: Arrow pages then load without per-row work."""
     formats = pipeline.destination.capabilities().supported_loader_file_formats
     return "parquet" if "parquet" in formats else None
 
 
-@dlt_assets(
-    dlt_source=describe_fulfillment(),
-    dlt_pipeline=described_pipeline(),
+# `@dlt_assets` is `@multi_asset` over these specs; built here so the specs go without the
+# library objects dagster-dlt adds to their metadata.
+@multi_asset(
+    specs=[
+        _without_library_objects(spec)
+        for spec in build_dlt_asset_specs(
+            dlt_source=describe_fulfillment(),
+            dlt_pipeline=described_pipeline(),
+            dagster_dlt_translator=TRANSLATOR,
+        )
+    ],
     name="fulfillment_ingest",
-    dagster_dlt_translator=FulfillmentTranslator(),
+    can_subset=True,
     pool="fulfillment_ingest",
 )
 def fulfillment_dlt_assets(
@@ -102,11 +200,13 @@ def fulfillment_dlt_assets(
             context=context,
             dlt_source=source,
             dlt_pipeline=pipeline,
+            dagster_dlt_translator=TRANSLATOR,
             loader_file_format=_loader_file_format(pipeline),
         ):
             if isinstance(result, MaterializeResult):
                 stats = _table_stats(warehouse)
-                yield result._replace(metadata={**(result.metadata or {}), **stats})
+                metadata = readable_load_metadata({**(result.metadata or {}), **stats})
+                yield result._replace(metadata=metadata)
             else:
                 yield result
 

@@ -1,8 +1,25 @@
 """How the data stays fresh: a freshness policy, the refresh job, its schedule, and a sensor that
-requests a refresh when the raw table is stale past its policy."""
+requests a refresh when the raw table is stale past its policy.
+
+Why a sensor of its own and not declarative automation (`AutomationCondition.freshness_failed()`
+or `missing()`, `~in_progress()`): the condition sensor would do the requesting, but not back off
+for a while after a request that did not help (a down API would get a run every tick), and its
+evaluations speak in condition labels; this sensor says, in hours and minutes, why it requested
+or skipped, in the tick's log and its skip reason.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import timedelta
 
 from dagster import (
     AssetSelection,
+    DagsterInstance,
+    DagsterRun,
+    DagsterRunStatus,
     DefaultScheduleStatus,
     DefaultSensorStatus,
     FreshnessPolicy,
@@ -14,11 +31,10 @@ from dagster import (
     define_asset_job,
     sensor,
 )
-from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
-from dagster._time import get_current_timestamp  # Dagster's clock, which its tests can freeze
 
 from fulfillment_assets import settings
 from fulfillment_assets.assets import RAW_ASSET_KEY
+from fulfillment_assets.durations import human_duration, iso_time, parse_iso_time
 
 REFRESH_JOB_NAME = "fulfillment_refresh"
 
@@ -27,8 +43,18 @@ REFRESH_JOB_NAME = "fulfillment_refresh"
 refresh_selection = AssetSelection.groups(settings.ASSET_GROUP).materializable()
 
 FRESHNESS_POLICY = FreshnessPolicy.time_window(
-    fail_window=settings.FRESHNESS_FAIL_WINDOW, warn_window=settings.FRESHNESS_WARN_WINDOW
+    fail_window=settings.freshness_fail_window(), warn_window=settings.freshness_warn_window()
 )
+
+# Every status of a run that has not ended (queued, starting, started, canceling, suspended, and
+# whatever Dagster adds later): such a run may still load the raw table.
+ENDED_STATUSES = {
+    DagsterRunStatus.SUCCESS,
+    DagsterRunStatus.FAILURE,
+    DagsterRunStatus.CANCELED,
+    DagsterRunStatus.MANAGED,
+}
+IN_FLIGHT_STATUSES = [status for status in DagsterRunStatus if status not in ENDED_STATUSES]
 
 fulfillment_refresh_job = define_asset_job(
     REFRESH_JOB_NAME,
@@ -45,44 +71,97 @@ fulfillment_refresh_schedule = ScheduleDefinition(
 )
 
 
+def loads_raw_table(run: DagsterRun) -> bool:
+    """The refresh job, or any run that materializes the raw table (e.g. from the UI)."""
+    return run.job_name == REFRESH_JOB_NAME or RAW_ASSET_KEY in (run.asset_selection or ())
+
+
+def refreshes_in_flight(instance: DagsterInstance) -> list[DagsterRun]:
+    """Every run not yet ended that loads the raw table (no limit: all of them are read)."""
+    records = instance.get_run_records(filters=RunsFilter(statuses=IN_FLIGHT_STATUSES))
+    return [record.dagster_run for record in records if loads_raw_table(record.dagster_run)]
+
+
+def freshness_summary(age_seconds: float, fail_window: timedelta) -> str:
+    """`loaded 2 h 5 min ago; fails after 24 h`."""
+    return f"loaded {human_duration(age_seconds)} ago; fails after {human_duration(fail_window)}"
+
+
+@dataclass(frozen=True)
+class Decision:
+    request: bool
+    reason: str
+
+
+def decide(
+    *,
+    now: float,
+    loaded_at: float | None,
+    last_request: float | None,
+    in_flight: list[DagsterRun],
+    fail_window: timedelta,
+    backoff: timedelta,
+) -> Decision:
+    """Whether to request a refresh at `now`, and why (or why not), in an operator's words."""
+    if in_flight:
+        run = in_flight[0]
+        more = f" and {len(in_flight) - 1} more" if len(in_flight) > 1 else ""
+        return Decision(
+            False, f"a refresh is in flight: run {run.run_id} ({run.status.value}){more}"
+        )
+    if loaded_at is None:
+        stale = "the raw table has never been loaded"
+    elif now - loaded_at > fail_window.total_seconds():
+        stale = f"stale: {freshness_summary(now - loaded_at, fail_window)}"
+    else:
+        return Decision(False, f"fresh: {freshness_summary(now - loaded_at, fail_window)}")
+    if last_request is not None and now - last_request < backoff.total_seconds():
+        return Decision(
+            False,
+            f"{stale}, but a refresh was requested {human_duration(now - last_request)} ago; "
+            f"backing off for {human_duration(backoff)} between requests",
+        )
+    return Decision(True, stale)
+
+
+def _last_request(cursor: str | None) -> float | None:
+    """The cursor is `{"last_request": "<ISO time>", "reason": ...}`; older ones a bare number."""
+    if not cursor:
+        return None
+    try:
+        return parse_iso_time(json.loads(cursor)["last_request"])
+    except (ValueError, KeyError, TypeError):
+        return float(cursor)
+
+
 @sensor(
     job=fulfillment_refresh_job,
-    minimum_interval_seconds=settings.FRESHNESS_SENSOR_INTERVAL_SECONDS,
+    minimum_interval_seconds=settings.freshness_sensor_interval_seconds(),
     default_status=DefaultSensorStatus.RUNNING,
     description=(
         "Requests a refresh of the raw table and everything downstream when the raw table is "
         "older than its freshness policy's fail window, or has never been loaded. Requests "
         "nothing while the data is fresh, while a refresh is in flight, or within the backoff "
-        "after its last request."
+        "after its last request; every tick's log says which."
     ),
 )
 def fulfillment_freshness_sensor(context: SensorEvaluationContext) -> RunRequest | SkipReason:
-    # Any run that loads the raw table counts: the refresh job, or "Materialize all" in the UI.
-    in_flight = [
-        run
-        for run in context.instance.get_runs(
-            filters=RunsFilter(statuses=IN_PROGRESS_RUN_STATUSES), limit=50
-        )
-        if run.job_name == REFRESH_JOB_NAME or RAW_ASSET_KEY in (run.asset_selection or ())
-    ]
-    if in_flight:
-        return SkipReason(f"a refresh is in flight (run {in_flight[0].run_id})")
-
-    now = get_current_timestamp()
-    last_request = float(context.cursor) if context.cursor else None
-    backoff = settings.FRESHNESS_RETRY_BACKOFF.total_seconds()
-    if last_request is not None and now - last_request < backoff:
-        return SkipReason(f"requested a refresh {now - last_request:.0f} s ago; backing off")
-
-    event = context.instance.get_latest_materialization_event(RAW_ASSET_KEY)
-    fail_window = FRESHNESS_POLICY.fail_window.to_timedelta().total_seconds()
-    if event is None:
-        reason = "the raw table has never been loaded"
-    elif now - event.timestamp > fail_window:
-        reason = f"the raw table is {now - event.timestamp:.0f} s old, past its {fail_window:.0f} s"
-    else:
-        return SkipReason(f"fresh: loaded {now - event.timestamp:.0f} s ago")
-
-    context.update_cursor(str(now))
-    context.log.info(f"requesting a refresh: {reason}")
-    return RunRequest(tags={"fulfillment/trigger": "freshness", "fulfillment/reason": reason})
+    instance = context.instance
+    latest = instance.get_latest_materialization_event(RAW_ASSET_KEY)
+    now = time.time()
+    decision = decide(
+        now=now,
+        loaded_at=latest.timestamp if latest else None,
+        last_request=_last_request(context.cursor),
+        in_flight=refreshes_in_flight(instance),
+        fail_window=settings.freshness_fail_window(),
+        backoff=settings.freshness_retry_backoff(),
+    )
+    if not decision.request:
+        context.log.info(f"no refresh requested: {decision.reason}")
+        return SkipReason(decision.reason)
+    context.update_cursor(json.dumps({"last_request": iso_time(now), "reason": decision.reason}))
+    context.log.info(f"requesting a refresh: {decision.reason}")
+    return RunRequest(
+        tags={"fulfillment/trigger": "freshness", "fulfillment/reason": decision.reason}
+    )

@@ -11,6 +11,7 @@ from fulfillment_assets.automation import (
     fulfillment_refresh_schedule,
 )
 from fulfillment_assets.checks import raw_table_checks
+from fulfillment_assets.incidents import fulfillment_alert_sensor
 from fulfillment_assets.models import model_assets, model_checks
 from fulfillment_assets.run_liveness import fulfillment_dead_run_sensor
 from fulfillment_assets.warehouse import Warehouse
@@ -26,7 +27,7 @@ defs = Definitions(
     asset_checks=[*raw_table_checks, *model_checks],
     jobs=[fulfillment_refresh_job],
     schedules=[fulfillment_refresh_schedule],
-    sensors=[fulfillment_freshness_sensor, fulfillment_dead_run_sensor],
+    sensors=[fulfillment_freshness_sensor, fulfillment_alert_sensor, fulfillment_dead_run_sensor],
     resources={"dlt": DagsterDltResource(), "warehouse": Warehouse()},
     # One process per step buys nothing here: the steps are I/O-bound SQL and HTTP, and a
     # process costs seconds per run.

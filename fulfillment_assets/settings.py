@@ -148,3 +148,61 @@ def duckdb_memory_limit() -> str:
 def destination_name() -> str:
     """The dlt destination (FULFILLMENT_DESTINATION): duckdb by default, any dlt destination."""
     return os.environ.get("FULFILLMENT_DESTINATION", "duckdb")
+
+
+# Operators' overrides of the freshness windows and sensor cadence above, in seconds (tests use
+# short ones). Dagster refuses freshness windows under a minute.
+def freshness_fail_window() -> timedelta:
+    return _seconds("FULFILLMENT_FRESHNESS_FAIL_SECONDS", FRESHNESS_FAIL_WINDOW)
+
+
+def freshness_warn_window() -> timedelta | None:
+    """None when an overridden fail window leaves no room for a warning before it."""
+    warn = _seconds("FULFILLMENT_FRESHNESS_WARN_SECONDS", FRESHNESS_WARN_WINDOW)
+    return warn if timedelta(minutes=1) <= warn < freshness_fail_window() else None
+
+
+def freshness_retry_backoff() -> timedelta:
+    return _seconds("FULFILLMENT_FRESHNESS_BACKOFF_SECONDS", FRESHNESS_RETRY_BACKOFF)
+
+
+def freshness_sensor_interval_seconds() -> int:
+    return int(
+        _seconds(
+            "FULFILLMENT_FRESHNESS_SENSOR_INTERVAL_SECONDS",
+            timedelta(seconds=FRESHNESS_SENSOR_INTERVAL_SECONDS),
+        ).total_seconds()
+    )
+
+
+# Alerts: a Slack-compatible webhook (unset: no alerts), the UI its messages link to, and how
+# often the alert sensor looks.
+ALERT_SENSOR_INTERVAL_SECONDS = 60
+DEFAULT_UI_URL = "http://127.0.0.1:3000"
+
+
+def alert_webhook_url() -> str | None:
+    return os.environ.get("FULFILLMENT_ALERT_WEBHOOK_URL") or None
+
+
+def ui_url() -> str:
+    return (os.environ.get("FULFILLMENT_UI_URL") or DEFAULT_UI_URL).rstrip("/")
+
+
+def alert_sensor_interval_seconds() -> int:
+    return int(
+        _seconds(
+            "FULFILLMENT_ALERT_SENSOR_INTERVAL_SECONDS",
+            timedelta(seconds=ALERT_SENSOR_INTERVAL_SECONDS),
+        ).total_seconds()
+    )
+
+
+def _seconds(variable: str, default: timedelta) -> timedelta:
+    value = os.environ.get(variable)
+    if not value:
+        return default
+    try:
+        return timedelta(seconds=float(value))
+    except ValueError:
+        raise ValueError(f"{variable} must be a number of seconds, not {value!r}") from None

@@ -88,6 +88,33 @@ SENSORS_QUERY = """
 }
 """
 
+SENSOR_TICKS_QUERY = """
+{
+  workspaceOrError {
+    ... on Workspace {
+      locationEntries {
+        locationOrLoadError {
+          ... on RepositoryLocation {
+            repositories {
+              sensors {
+                name
+                sensorState {
+                  ticks(limit: 50) {
+                    status timestamp endTimestamp skipReason
+                    error { message }
+                    logEvents { events { message level } }
+                  }
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+"""
+
 RUNS_QUERY = """
 query Runs($statuses: [RunStatus!]) {
   runsOrError(filter: {statuses: $statuses}) {
@@ -355,6 +382,37 @@ class DagsterServer:
             f"not idle within {timeout:.0f} s, waiting for {waiting_for}:\n{self.log_tail()}"
         )
 
+    def sensor_ticks(self, name: str) -> list[dict[str, Any]]:
+        """The sensor's latest ticks, newest first: status, times, skip reason, error, log."""
+        for entry in self.graphql(SENSOR_TICKS_QUERY)["workspaceOrError"]["locationEntries"]:
+            for repository in (entry["locationOrLoadError"] or {}).get("repositories", []):
+                for sensor in repository["sensors"]:
+                    if sensor["name"] == name:
+                        return sensor["sensorState"]["ticks"]
+        raise DagsterServerError(f"no sensor {name}")
+
+    def wait_for_sensor_ticks(
+        self, name: str, count: int, after: float, timeout: float = 120.0
+    ) -> list[dict[str, Any]]:
+        """Until `count` ticks of the sensor that started after `after` (a Unix time) have ended;
+        those ticks, newest first (bounded)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self._check_alive()
+            ended = [
+                tick
+                for tick in self.sensor_ticks(name)
+                if tick["timestamp"] > after and tick["status"] != "STARTED"
+            ]
+            if len(ended) >= count:
+                return ended
+            if time.monotonic() > deadline:
+                raise DagsterServerError(
+                    f"{name}: {len(ended)} of {count} ticks after {after} within "
+                    f"{timeout:.0f} s:\n{self.log_tail()}"
+                )
+            time.sleep(0.5)
+
     # --- logs ----------------------------------------------------------------------------------
 
     def log_lines(self) -> list[str]:
@@ -452,7 +510,8 @@ def served_project(
     dagster_yaml: Path = SHIPPED_DAGSTER_YAML,
 ) -> Iterator[ServedProject]:
     """The demo API in this process (a thread on loopback) and Dagster serving the project
-    against it; both stopped at the end."""
+    against it, with `env` added to the Dagster processes' environment; both stopped at the
+    end."""
     with DemoApiServer(DemoApiOptions(records=records, api_key=api_key), port=0) as api:
         served_env = {
             "SOURCES__FULFILLMENT__BASE_URL": api.url,

@@ -1,0 +1,78 @@
+"""Alert delivery without Dagster+: a Slack-compatible webhook POST, retried, never raising,
+never carrying the API key.
+
+`FULFILLMENT_ALERT_WEBHOOK_URL` is where messages go (unset: no alerts); any endpoint that takes
+Slack's incoming-webhook body `{"text": ...}` works (Slack, Mattermost, Rocket.Chat, a relay).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterable
+
+ATTEMPTS = 3
+TIMEOUT_SECONDS = 10.0
+# Waits of 1, 2 s between attempts; FULFILLMENT_ALERT_RETRY_SECONDS scales them (tests: small).
+RETRY_BASE_SECONDS = 1.0
+# Slack shows about this many characters of a message before folding it.
+MAX_TEXT = 3000
+
+# `api_key=...` in a URL or a message, and the usual names of credentials in `name=value` or
+# `name: value` form: their values never leave the machine.
+_CREDENTIAL = re.compile(
+    r"(?i)\b(api[_-]?key|access[_-]?token|token|secret|password|authorization)"
+    r"(\"?\s*[=:]\s*\"?)(?:bearer\s+)?[^\s&\"',;)]+"
+)
+
+
+def known_secrets() -> list[str]:
+    """The configured API key, wherever dlt would read it from, so it is masked verbatim too."""
+    values = [os.environ.get("SOURCES__FULFILLMENT__API_KEY", "")]
+    try:
+        import dlt
+
+        values.append(str(dlt.secrets.get("sources.fulfillment.api_key") or ""))
+    except Exception:  # no secrets file or no key: nothing more to mask
+        pass
+    return [value for value in values if len(value) >= 4]
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """`text` without credentials: known values and `api_key=...` values become `***`."""
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return _CREDENTIAL.sub(lambda match: f"{match.group(1)}{match.group(2)}***", text)
+
+
+def post_alert(url: str, text: str, log: logging.Logger) -> bool:
+    """POST `{"text": text}` to the webhook, a few attempts; False (and logged) if none got
+    through. Never raises: a webhook that is down must not break what reports to it."""
+    text = redact(text, known_secrets())
+    if len(text) > MAX_TEXT:
+        text = text[: MAX_TEXT - 1] + "…"
+    body = json.dumps({"text": text}).encode()
+    base = float(os.environ.get("FULFILLMENT_ALERT_RETRY_SECONDS", RETRY_BASE_SECONDS))
+    # The webhook URL itself is a credential (Slack's carries its token): log only its host.
+    where = urllib.parse.urlsplit(url).netloc or "the webhook"
+    for attempt in range(1, ATTEMPTS + 1):
+        request = urllib.request.Request(
+            url, data=body, headers={"Content-Type": "application/json"}, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
+                response.read()
+            return True
+        except (OSError, ValueError) as problem:  # URLError, HTTPError, timeouts, a bad URL
+            reason = redact(str(getattr(problem, "reason", problem)), known_secrets())
+            log.warning(f"alert to {where} failed (attempt {attempt} of {ATTEMPTS}): {reason}")
+        if attempt < ATTEMPTS:
+            time.sleep(base * 2 ** (attempt - 1))
+    log.error(f"alert not delivered to {where} after {ATTEMPTS} attempts: {text.splitlines()[0]}")
+    return False

@@ -1,0 +1,62 @@
+"""What the raw table's page shows: definition metadata the UI can render (no library objects),
+and load metadata without local file paths, with every column described."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from dagster import (
+    DagsterInstance,
+    MetadataValue,
+    TableSchema,
+    TableSchemaMetadataValue,
+)
+
+from fulfillment_assets.assets import RAW_ASSET_KEY
+from fulfillment_assets.definitions import defs
+from fulfillment_assets.demo_api import DemoApiServer
+from fulfillment_assets_tests.conftest import RAW_ONLY, materialize_all
+
+PLAIN = (str, int, float, bool, type(None), TableSchema, MetadataValue)
+
+
+def test_the_raw_tables_definition_metadata_is_all_renderable() -> None:
+    metadata = defs.resolve_asset_graph().get(RAW_ASSET_KEY).metadata
+
+    assert not [key for key in metadata if key.startswith("dagster_dlt/")], list(metadata)
+    assert all(isinstance(value, PLAIN) for value in metadata.values()), metadata
+    columns = metadata["dagster/column_schema"].columns
+    assert all(column.description for column in columns), columns
+    assert "_dlt_load_id" in {column.name for column in columns}
+
+
+def test_load_metadata_has_no_local_paths_and_every_column_described(
+    demo_api: DemoApiServer, instance: DagsterInstance, isolated_environment: Path
+) -> None:
+    result = materialize_all(instance, selection=RAW_ONLY)
+    (event,) = result.get_asset_materialization_events()
+    metadata = event.materialization.metadata
+
+    # dlt's load info lists each load job with the path of its file in the working dir.
+    assert "jobs" not in metadata
+    text = json.dumps({key: str(value) for key, value in metadata.items()})
+    assert str(isolated_environment) not in text and "dlt_pipelines" not in text, text
+    jobs = metadata["load_jobs"].data
+    assert jobs and all("file_path" not in job for job in jobs), jobs
+    assert {job["file_format"] for job in jobs} >= {"parquet"}
+
+    schema = metadata["dagster/column_schema"]
+    assert isinstance(schema, TableSchemaMetadataValue)
+    columns = {column.name: column for column in schema.schema.columns}
+    assert "_dlt_load_id" in columns
+    for column in columns.values():
+        assert column.description, column
+        # Only hints that mean something to a reader, not dlt's bookkeeping.
+        assert set(column.constraints.other) <= {
+            "primary key",
+            "merge key",
+            "newest wins on merge",
+        }, column
+    assert columns["id"].constraints.other == ["primary key"]
+    assert columns["_dlt_load_id"].description.startswith("The dlt load that last wrote the row")
