@@ -138,3 +138,7 @@ def duckdb_memory_limit() -> str:
 def destination_name() -> str:
     """The dlt destination (FULFILLMENT_DESTINATION): duckdb by default, any dlt destination."""
     return os.environ.get("FULFILLMENT_DESTINATION", "duckdb")
+
+
+# The page walk logs its progress (pages, records, records/s, ETA) at most this often.
+PROGRESS_LOG_SECONDS = 2.0
