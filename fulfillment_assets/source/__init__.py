@@ -20,6 +20,7 @@ from functools import partial
 import dlt
 import pyarrow as pa
 from dlt.common import jsonpath
+from dlt.common.configuration.utils import get_resolved_traces
 from dlt.extract.resource import DltResource
 from dlt.extract.source import DltSource
 from dlt.sources.rest_api import RESTAPIConfig, rest_api_resources
@@ -113,6 +114,15 @@ def _refuse_bad_settings(api_key: str, page_limit: int, page_concurrency: int) -
             )
 
 
+def _mask_resolved_base_url(mask: KeyMask) -> None:
+    """dlt records resolved config values for the run's `trace.pickle`; `base_url` is no secret
+    to dlt (it may live in config.toml), but credentials in it are: the recorded value is masked."""
+    traces = get_resolved_traces().resolved_traces
+    for position, trace in enumerate(traces):
+        if trace.key == "base_url" and isinstance(trace.value, str):
+            traces[position] = trace._replace(value=mask(trace.value))
+
+
 @dlt.source(name=settings.SOURCE_NAME, section=settings.SOURCE_NAME)
 def fulfillment(
     base_url: str = dlt.config.value,
@@ -126,9 +136,10 @@ def fulfillment(
     arrow_batch_rows: int = settings.ARROW_BATCH_ROWS,
 ) -> list[DltResource]:
     """Fulfillment records from `GET {base_url}/v1/fulfillment`, one resource: fulfillment_data."""
+    mask = KeyMask(api_key, base_url)
+    _mask_resolved_base_url(mask)
     base_url = check_base_url(base_url, allow_insecure_http)
     _refuse_bad_settings(api_key, page_limit, page_concurrency)
-    mask = KeyMask(api_key, base_url)
     session = ReadAheadSession(
         retrying_client(request_timeout, backoff_factor),
         PageDeadlineAdapter(request_timeout, pool_maxsize=page_concurrency + 2),

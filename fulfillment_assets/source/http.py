@@ -118,7 +118,8 @@ class PageDeadlineAdapter(HTTPAdapter):
         raw = response.raw
         chunks: list[bytes] = []
         try:
-            for chunk in raw.stream(65_536, decode_content=False):
+            # read1: whatever one wait brings (read() would wait for all 64 KiB).
+            while chunk := raw.read1(65_536, decode_content=False):
                 chunks.append(chunk)
                 if time.monotonic() > deadline:
                     raise requests.exceptions.ReadTimeout(
