@@ -206,3 +206,7 @@ def _seconds(variable: str, default: timedelta) -> timedelta:
         return timedelta(seconds=float(value))
     except ValueError:
         raise ValueError(f"{variable} must be a number of seconds, not {value!r}") from None
+
+
+# The page walk logs its progress (pages, records, records/s, ETA) at most this often.
+PROGRESS_LOG_SECONDS = 2.0

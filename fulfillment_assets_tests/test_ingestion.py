@@ -51,7 +51,8 @@ def test_loads_exactly_the_api_records_and_a_rerun_adds_no_duplicates(
     expected = _api_rows(demo_api)
     assert table_snapshot(isolated_environment) == expected
     # Not a multiple of 100: 12 full pages and a short one, and no request past the end.
-    assert sorted(_ids_requested(demo_api)) == list(range(0, 1300, 100))
+    # Every page once, and the empty page at `total` that confirms the end.
+    assert sorted(_ids_requested(demo_api)) == [*range(0, 1300, 100), 1234]
     materialization = result.asset_materializations_for_node("fulfillment_ingest")[0]
     assert materialization.metadata["dagster/row_count"].value == 1234
     schema = materialization.metadata["dagster/column_schema"].value
@@ -99,7 +100,7 @@ def test_extra_fields_from_the_api_are_kept(
     ) == [(150, "BER-1", 2)]
 
 
-def test_pages_without_total_stop_on_the_short_page(
+def test_pages_without_total_stop_only_on_the_empty_page(
     demo_api: DemoApiServer, instance: DagsterInstance, isolated_environment: Path
 ) -> None:
     demo_api.configure(records=250, include_total=False)
@@ -109,7 +110,8 @@ def test_pages_without_total_stop_on_the_short_page(
     assert query(isolated_environment, "SELECT count(*) FROM fulfillment.fulfillment_data") == [
         (250,)
     ]
-    assert _ids_requested(demo_api) == [0, 100, 200]
+    # A short page is no end (the API may cap pages): the walk asks until a page is empty.
+    assert _ids_requested(demo_api) == [0, 100, 200, 250]
 
 
 def test_without_total_a_full_last_page_stops_on_the_empty_page(
@@ -230,7 +232,7 @@ def test_a_slow_api_is_read_ahead_concurrently_with_the_same_result(
 
     assert demo_api.max_in_flight > 2
     assert table_snapshot(isolated_environment) == _api_rows(demo_api)
-    assert sorted(_ids_requested(demo_api)) == list(range(0, 3000, 100))
+    assert sorted(_ids_requested(demo_api)) == list(range(0, 3001, 100))
 
 
 def test_without_total_the_walk_stays_sequential(

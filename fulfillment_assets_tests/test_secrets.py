@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 import pytest
 import requests
@@ -26,6 +27,7 @@ FAILING = {
     "html page": {"malformed": "html", "malformed_offset": 100},
     "read timeout": {"hang_offset": 100, "hang_seconds": 3},
     "dropped mid-body": {"drop_connection_offset": 100},
+    "500 echoing the key": {"fail_status": 500, "echo_key": True},
 }
 
 
@@ -73,6 +75,46 @@ def test_the_key_is_nowhere_after_succeeding_and_failing_runs(
     assert _files_containing(tmp_path, secret) == []
     printed = capfd.readouterr()
     assert TEST_API_KEY not in printed.out and TEST_API_KEY not in printed.err
+
+
+# A key with characters that URL-encode, and a password in the base URL: each form must be masked.
+ODD_KEY = "sk_test ODD/ключ&=7d9c1e5b42"
+BASE_URL_PASSWORD = "pw-FULFILLMENT-4c1d"
+
+
+def test_every_form_of_the_key_is_masked_whatever_the_api_echoes(
+    tmp_path: Path,
+    isolated_environment: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("SOURCES__FULFILLMENT__API_KEY", ODD_KEY)
+    messages = []
+    (tmp_path / "dagster_home").mkdir()
+    with (
+        DemoApiServer(DemoApiOptions(records=300, api_key=ODD_KEY, echo_key=True)) as api,
+        instance_for_test(temp_dir=str(tmp_path / "dagster_home")) as instance,
+    ):
+        host = api.url.removeprefix("http://")
+        monkeypatch.setenv(
+            "SOURCES__FULFILLMENT__BASE_URL", f"http://user:{BASE_URL_PASSWORD}@{host}"
+        )
+        assert materialize_all(instance).success
+        # The API echoes the key in a 500's body, and the key it got in a 401's body.
+        for options in ({"fail_status": 500}, {"api_key": "another-key"}):
+            api.configure(**options)
+            result = materialize_all(instance, raise_on_error=False)
+            assert not result.success
+            messages.append(failure_message(result))
+        event_text = [str(e) for run in instance.get_runs() for e in instance.all_logs(run.run_id)]
+
+    assert "HTTP 500" in messages[0] and "HTTP 401" in messages[1]
+    printed = capfd.readouterr()
+    for secret in (ODD_KEY, quote(ODD_KEY, safe=""), quote_plus(ODD_KEY), BASE_URL_PASSWORD):
+        assert not [m for m in messages if secret in m], secret
+        assert not [e for e in event_text if secret in e], secret
+        assert _files_containing(tmp_path, secret.encode()) == [], secret
+        assert secret not in printed.out and secret not in printed.err, secret
 
 
 def test_the_demo_api_cli_never_prints_its_key(tmp_path: Path) -> None:

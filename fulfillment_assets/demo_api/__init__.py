@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-from fulfillment_assets.demo_api.app import (
-    DEMO_API_KEY,
-    MALFORMED_KINDS,
-    DemoApiOptions,
-    RequestRecord,
-    build_app,
-)
+from fulfillment_assets.demo_api.app import RequestRecord, build_app
 from fulfillment_assets.demo_api.data import (
     RECORD_KINDS,
     UNKNOWN_STATUS,
@@ -17,6 +11,7 @@ from fulfillment_assets.demo_api.data import (
     make_record,
     record_ids_with,
 )
+from fulfillment_assets.demo_api.options import DEMO_API_KEY, MALFORMED_KINDS, DemoApiOptions
 from fulfillment_assets.demo_api.server import DemoApiServer
 
 __all__ = [

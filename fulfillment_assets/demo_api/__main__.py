@@ -9,7 +9,7 @@ import signal
 import threading
 from collections.abc import Sequence
 
-from fulfillment_assets.demo_api.app import DEMO_API_KEY, MALFORMED_KINDS, DemoApiOptions
+from fulfillment_assets.demo_api.options import DEMO_API_KEY, MALFORMED_KINDS, DemoApiOptions
 from fulfillment_assets.demo_api.server import DemoApiServer
 
 

@@ -7,8 +7,7 @@ import dataclasses
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple, get_args
+from typing import Any, NamedTuple
 
 import orjson
 from starlette.applications import Starlette
@@ -19,83 +18,12 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from fulfillment_assets.demo_api.data import Dataset
-
-DEMO_API_KEY = "demo-key"
-REQUEST_LOG_MAXLEN = 100_000
-JSON = "application/json"
-
-MalformedKind = Literal[
-    "html",
-    "truncated",
-    "no_data",
-    "data_not_list",
-    "record_not_object",
-    "record_without_id",
-    "total_not_number",
-    "total_changes",
-    "empty_body",
-]
-MALFORMED_KINDS: tuple[str, ...] = get_args(MalformedKind)
-
-_ID_SET_FIELDS = (
-    "missing_customer_id_ids",
-    "missing_order_status_ids",
-    "unknown_status_ids",
-    "duplicate_ids",
-    "customer_id_as_int_ids",
+from fulfillment_assets.demo_api.options import (
+    DemoApiOptions,
 )
 
-
-@dataclass(frozen=True)
-class DemoApiOptions:
-    """What the server serves and which faults it injects; defaults mean "no fault"."""
-
-    records: int = 1000
-    seed: int = 0
-    data_version: int = 0
-    # repr=False: options get printed and logged, the key must not be.
-    api_key: str = field(default=DEMO_API_KEY, repr=False)
-    forbidden: bool = False
-    max_limit: int = 1000
-    include_total: bool = True
-    endless: bool = False
-    latency_ms: float = 0
-    fail_status: int | None = None
-    fail_times: int | None = None
-    fail_offsets: frozenset[int] | None = None
-    retry_after: str | None = None
-    malformed: MalformedKind | None = None
-    malformed_offset: int = 0
-    drop_connection_offset: int | None = None
-    hang_offset: int | None = None
-    hang_seconds: float = 30
-    null_customer_id_fraction: float = 0.02
-    null_order_status_fraction: float = 0.01
-    missing_customer_id_ids: frozenset[int] = frozenset()
-    missing_order_status_ids: frozenset[int] = frozenset()
-    unknown_status_ids: frozenset[int] = frozenset()
-    duplicate_ids: frozenset[int] = frozenset()
-    # The version the second copies of duplicate_ids are served with (default: data_version).
-    duplicate_version: int | None = None
-    customer_id_as_int_ids: frozenset[int] = frozenset()
-    extra_fields: dict[str, object] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        # Accept any iterable of ids (lists, sets) so configure() calls stay terse.
-        for name in _ID_SET_FIELDS:
-            object.__setattr__(self, name, frozenset(getattr(self, name)))
-        if self.fail_offsets is not None:
-            object.__setattr__(self, "fail_offsets", frozenset(self.fail_offsets))
-        object.__setattr__(self, "extra_fields", dict(self.extra_fields))
-        if self.records < 0 or self.max_limit < 1:
-            raise ValueError("records must be >= 0 and max_limit >= 1")
-        for name in ("null_customer_id_fraction", "null_order_status_fraction"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"{name} must be between 0 and 1")
-        if self.malformed is not None and self.malformed not in MALFORMED_KINDS:
-            raise ValueError(f"malformed must be one of {MALFORMED_KINDS}")
-        if self.fail_status is not None and not 100 <= self.fail_status <= 599:
-            raise ValueError("fail_status must be an HTTP status code")
+REQUEST_LOG_MAXLEN = 100_000
+JSON = "application/json"
 
 
 class RequestRecord(NamedTuple):
@@ -161,6 +89,28 @@ class _DroppedResponse(Response):
         body = {"type": "http.response.body", "body": self.body[: len(self.body) // 2]}
         await send({**body, "more_body": True})
         # Returning without the final chunk is the drop (uvicorn logs one error line).
+
+
+DRIP_INTERVAL = 0.2
+
+
+class _DripResponse(Response):
+    """A 200 whose body arrives 4 bytes every DRIP_INTERVAL seconds: each wait is short, the page
+    takes minutes. Stops when the server stops."""
+
+    def __init__(self, body: bytes, state: DemoApiState) -> None:
+        super().__init__(body, media_type=JSON)
+        self._state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        for start in range(0, len(self.body), 4):
+            if self._state.closing:
+                return
+            chunk = {"type": "http.response.body", "body": self.body[start : start + 4]}
+            await send({**chunk, "more_body": True})
+            await asyncio.sleep(DRIP_INTERVAL)
+        await send({"type": "http.response.body", "body": b""})
 
 
 _HTML = b"<html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1></body></html>"
@@ -243,7 +193,9 @@ def build_app(options: DemoApiOptions | None = None) -> Starlette:
         limit = _int_param(params.get("limit"), 100)
         if params.get("api_key") != opts.api_key:
             state.log(offset, limit, 401)
-            return _json(401, {"error": "invalid or missing api_key"})
+            sent = params.get("api_key") if opts.echo_key else None
+            error = f"invalid or expired API key: {sent}" if sent else "invalid or missing api_key"
+            return _json(401, {"error": error})
         if opts.forbidden:
             state.log(offset, limit, 403)
             return _json(403, {"error": "forbidden"})
@@ -262,7 +214,8 @@ def build_app(options: DemoApiOptions | None = None) -> Starlette:
                 if opts.retry_after is not None and opts.fail_status in (429, 503):
                     headers = {"Retry-After": opts.retry_after}
                 state.log(offset, limit, opts.fail_status)
-                return _json(opts.fail_status, {"error": "injected fault"}, headers)
+                error = f"injected fault, key {opts.api_key}" if opts.echo_key else "injected fault"
+                return _json(opts.fail_status, {"error": error}, headers)
 
         ds = live.dataset
         page_limit = min(limit, opts.max_limit)
@@ -270,9 +223,13 @@ def build_app(options: DemoApiOptions | None = None) -> Starlette:
         if opts.include_total and not opts.endless:
             grows = opts.malformed == "total_changes" and offset >= opts.malformed_offset
             payload["total"] = ds.total + 50 if grows else ds.total
+            if opts.reported_total is not None:
+                payload["total"] = opts.reported_total
         payload["offset"] = offset
         payload["limit"] = page_limit
         state.log(offset, limit, 200)
+        if offset == opts.drip_offset:
+            return _DripResponse(orjson.dumps(payload), state)
         if offset == opts.drop_connection_offset:
             return _DroppedResponse(orjson.dumps(payload))
         if opts.malformed is not None and offset == opts.malformed_offset:

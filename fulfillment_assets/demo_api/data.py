@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import Any, Literal, get_args
 
+from fulfillment_assets.demo_api.options import DemoApiOptions
 from fulfillment_assets.settings import ORDER_STATUSES
-
-if TYPE_CHECKING:
-    from fulfillment_assets.demo_api.app import DemoApiOptions
 
 RecordKind = Literal[
     "null_customer_id",

@@ -12,12 +12,8 @@ from typing import Any, Self
 
 import uvicorn
 
-from fulfillment_assets.demo_api.app import (
-    DemoApiOptions,
-    DemoApiState,
-    RequestRecord,
-    build_app,
-)
+from fulfillment_assets.demo_api.app import DemoApiState, RequestRecord, build_app
+from fulfillment_assets.demo_api.options import DemoApiOptions
 
 # httptools parses faster than h11; both speak keep-alive.
 _HTTP = "httptools" if importlib.util.find_spec("httptools") else "h11"

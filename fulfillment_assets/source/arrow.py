@@ -1,0 +1,183 @@
+"""Pages of records to typed Arrow tables, with variant columns for values of another type.
+
+Records become Arrow tables of 10,000 with the declared column types, so dlt skips per-row
+normalization and loads parquet; a value of another type goes to a variant column
+(`customer_id__v_bigint`), as dlt's normalizer would do, for the schema check to report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from itertools import chain, islice
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from fulfillment_assets import settings
+
+# Python types each dlt data type accepts from JSON; anything else is a type drift.
+_NONE_TYPE = type(None)
+_ACCEPTS: dict[str, tuple[type, ...]] = {
+    "bigint": (int,),
+    "double": (float, int),
+    "bool": (bool,),
+    "text": (str,),
+    "timestamp": (str,),
+    "json": (dict, list),
+}
+_DLT_TYPE_OF: dict[type, str] = {
+    int: "bigint",
+    float: "double",
+    bool: "bool",
+    str: "text",
+    dict: "json",
+    list: "json",
+}
+_ARROW_TYPE_OF: dict[str, pa.DataType] = {
+    "bigint": pa.int64(),
+    "double": pa.float64(),
+    "bool": pa.bool_(),
+    "text": pa.string(),
+    "json": pa.string(),  # JSON text; the column hint makes it JSON in the destination
+}
+_TIMESTAMP = pa.timestamp("us", tz="UTC")
+_DECLARED_TYPES: dict[str, str] = {
+    name: str(hints["data_type"])
+    for name, hints in {**settings.CONTRACT_COLUMNS, **settings.DOCUMENTED_COLUMNS}.items()
+}
+
+
+def page_to_arrow(page: list[dict[str, Any]]) -> pa.Table:
+    """Records as an Arrow table with the declared column types.
+
+    A value of another type than its column's goes to a variant column `<name>__v_<type>`, as
+    dlt's normalizer does for rows, so a type drift in the API is kept and visible to the checks.
+    Nested objects and lists become JSON text.
+    """
+    names = list(page[0]) if page else []
+    if page and set().union(*page).difference(names):
+        # Rare: fields that only some records have, kept in order of first appearance.
+        names = list(dict.fromkeys(chain.from_iterable(page)))
+    columns = _declared_columns(page, [n for n in names if n in _DECLARED_TYPES])
+    if columns is None:  # a value of another type: column by column, drift to variants
+        columns = {}
+        for name in names:
+            columns.update(_typed_column(page, name))
+    else:
+        for name in names:
+            if name not in _DECLARED_TYPES:
+                columns.update(_typed_column(page, name))
+    return pa.Table.from_pydict(columns)
+
+
+# What the documented columns convert to in one C-level pass (timestamps as text, parsed after);
+# JSON columns go column by column.
+_FAST_ARROW_TYPES: dict[str, pa.DataType] = {
+    "bigint": pa.int64(),
+    "double": pa.float64(),
+    "text": pa.string(),
+    "timestamp": pa.string(),
+}
+
+
+def _declared_columns(page: list[dict[str, Any]], names: list[str]) -> dict[str, pa.Array] | None:
+    """The documented columns in one C-level conversion, or None if any value does not fit.
+
+    pyarrow refuses text where a number belongs and a number where text belongs, but it turns a
+    float into an integer and a bool into 1.0 silently: numeric columns other than `id` (whose
+    type the page check enforces) get their value types checked first.
+    """
+    fast = {
+        name: _FAST_ARROW_TYPES[_DECLARED_TYPES[name]]
+        for name in names
+        if _DECLARED_TYPES[name] in _FAST_ARROW_TYPES
+    }
+    for name, arrow_type in fast.items():
+        if pa.types.is_string(arrow_type) or name == "id":
+            continue
+        accepted = _ACCEPTS[_DECLARED_TYPES[name]]
+        if not _all_of_types([record.get(name) for record in page], accepted):
+            return None
+    try:
+        table = pa.Table.from_pylist(page, schema=pa.schema(list(fast.items())))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return None
+    columns: dict[str, pa.Array] = {}
+    for name in names:
+        if name not in fast:
+            typed = _typed_column(page, name)
+            if set(typed) != {name}:
+                return None
+            columns[name] = typed[name]
+            continue
+        column = table.column(name).combine_chunks()
+        if _DECLARED_TYPES[name] == "timestamp":
+            try:
+                column = column.cast(_TIMESTAMP)
+            except pa.ArrowInvalid:
+                return None
+        columns[name] = column
+    return columns
+
+
+def _all_of_types(values: list[Any], accepted: tuple[type, ...]) -> bool:
+    """Whether every value is None or of an accepted type (one C-level pass over the values)."""
+    return all(t in accepted or t is _NONE_TYPE for t in set(map(type, values)))
+
+
+def _typed_column(page: list[dict[str, Any]], name: str) -> dict[str, pa.Array]:
+    """One column, values of another type than its declared (or first seen) type in variants."""
+    values = [record.get(name) for record in page]
+    data_type = _DECLARED_TYPES.get(name) or next(
+        (_DLT_TYPE_OF.get(type(v), "text") for v in values if v is not None), None
+    )
+    if data_type is None:
+        return {}  # only nulls so far: dlt cannot type the column either
+    accepts = _ACCEPTS[data_type]
+    drifted: dict[str, list[Any]] = {}
+    if not _all_of_types(values, accepts):
+        for position, value in enumerate(values):
+            if value is not None and type(value) not in accepts:
+                variant = _DLT_TYPE_OF.get(type(value), "text")
+                drifted.setdefault(variant, [None] * len(values))[position] = value
+                values[position] = None
+    try:
+        columns = {name: _arrow_array(values, data_type)}
+    except pa.ArrowInvalid:
+        # Text that is no timestamp: kept as text, and visible to the checks as drift.
+        drifted["text"] = _take_unparsed_timestamps(values)
+        columns = {name: _arrow_array(values, data_type)}
+    for variant, variant_values in drifted.items():
+        columns[f"{name}__v_{variant}"] = _arrow_array(variant_values, variant)
+    return columns
+
+
+def _take_unparsed_timestamps(values: list[Any]) -> list[Any]:
+    """Moves the texts that do not parse as timestamps out of `values`, to the same positions."""
+    unparsed: list[Any] = [None] * len(values)
+    for position, value in enumerate(values):
+        try:
+            pa.scalar(value, pa.string()).cast(_TIMESTAMP)
+        except pa.ArrowInvalid:
+            unparsed[position], values[position] = value, None
+    return unparsed
+
+
+def _arrow_array(values: list[Any], data_type: str) -> pa.Array:
+    if data_type == "json":
+        values = [None if v is None else orjson.dumps(v).decode() for v in values]
+    if data_type == "timestamp":
+        return pa.array(values, pa.string()).cast(_TIMESTAMP)
+    return pa.array(values, _ARROW_TYPE_OF.get(data_type, pa.string()))
+
+
+def arrow_batches(records: Iterable[dict[str, Any]], batch_rows: int) -> Iterator[pa.Table]:
+    """Records (as a dlt resource yields them, page after page) in Arrow tables of `batch_rows`.
+
+    dlt spends ~10 ms of schema work on every item it extracts, whatever its size: on pages of
+    100 records that is most of the run. Batches keep that small and memory bounded.
+    """
+    records = iter(records)
+    while batch := list(islice(records, batch_rows)):
+        yield page_to_arrow(batch)

@@ -1,0 +1,259 @@
+"""HTTP for the fulfillment API: the seed's retries, a whole-page deadline, errors without the key.
+
+- dlt's retrying `Client` with exactly the seed's policy (429/500/502/503/504, factor 2, 3 retries);
+- `PageDeadlineAdapter`: a page (connect, headers, body) must arrive within `request_timeout`, so a
+  body dripping a few bytes a second times out instead of hanging the run;
+- `PageResponse`: a response whose JSON body is parsed once, with orjson, however often dlt asks;
+- `KeyMask`: the API key in every form the project knows (raw, URL-encoded, `api_key=` in a URL,
+  credentials in `base_url`), masked in every message this package raises.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+from collections.abc import Callable
+from ipaddress import ip_address
+from typing import Any
+from urllib.parse import quote, quote_plus, unquote, urlsplit
+
+import orjson
+import requests
+import urllib3
+from dlt.sources.helpers.requests import Client
+from requests.adapters import HTTPAdapter
+
+from fulfillment_assets import settings
+
+API_KEY_SETTING = (
+    "SOURCES__FULFILLMENT__API_KEY (or api_key under [sources.fulfillment] in .dlt/secrets.toml)"
+)
+BASE_URL_SETTING = (
+    "SOURCES__FULFILLMENT__BASE_URL (or base_url under [sources.fulfillment] in .dlt/config.toml)"
+)
+_SECRET_IN_URL = re.compile(r"(api_key=)[^&\s'\"#]*", re.IGNORECASE)
+_CREDENTIALS_IN_URL = re.compile(r"(?<=://)[^/@\s'\"]+@")
+_OFFSET_IN_URL = re.compile(r"[?&]offset=(\d+)")
+_EXCERPT_CHARS = 120
+
+
+class FulfillmentApiError(Exception):
+    """The fulfillment API could not be read; the message says where and why, without the key."""
+
+
+class FulfillmentHttpError(requests.HTTPError, FulfillmentApiError):
+    """An HTTP error status. Subclasses HTTPError so dlt's retry still sees the status code."""
+
+
+class FulfillmentPageError(FulfillmentApiError, ValueError):
+    """A 200 answer whose body breaks the API's contract."""
+
+
+class KeyMask:
+    """Masks the API key in any form: raw, URL-encoded, `api_key=...`, and `user:pw@` in URLs."""
+
+    def __init__(self, api_key: str = "", base_url: str = "") -> None:
+        forms = {api_key, quote(api_key, safe=""), quote_plus(api_key), quote(api_key)}
+        credentials = urlsplit(base_url).netloc.rpartition("@")[0] if "@" in base_url else ""
+        for secret in (credentials, *credentials.split(":", 1)):
+            forms |= {secret, unquote(secret)}
+        # Longest first, so a key that contains another form is masked whole.
+        self._forms = sorted((form for form in forms if len(form) >= 3), key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        text = _CREDENTIALS_IN_URL.sub("***@", _SECRET_IN_URL.sub(r"\1***", text))
+        for form in self._forms:
+            text = text.replace(form, "***")
+        return text
+
+
+def excerpt(content: bytes, mask: KeyMask) -> str:
+    """At most ~120 characters of a body, whitespace collapsed, the key masked, cut at a word."""
+    text = mask(" ".join(content[:2000].decode("utf-8", "replace").split()))
+    if len(text) <= _EXCERPT_CHARS:
+        return text
+    return text[:_EXCERPT_CHARS].rsplit(" ", 1)[0] + "..."
+
+
+def offset_of(url: str | None) -> int | None:
+    """The page's offset, read from its URL (for messages only)."""
+    found = _OFFSET_IN_URL.search(url or "")
+    return int(found.group(1)) if found else None
+
+
+class PageResponse(requests.Response):
+    """A response whose JSON body is parsed once, with orjson: dlt reads it twice a page."""
+
+    _parsed: Any = None
+
+    @classmethod
+    def of(cls, response: requests.Response) -> PageResponse:
+        page = cls()
+        page.__setstate__(response.__getstate__())  # requests' own copy protocol (pickling)
+        return page
+
+    def json(self, **kwargs: Any) -> Any:
+        if self._parsed is None:
+            self._parsed = orjson.loads(self.content)
+        return self._parsed
+
+
+class PageDeadlineAdapter(HTTPAdapter):
+    """The transport: a whole page within `page_timeout` seconds, read through a deadline.
+
+    requests' own timeout bounds each wait for bytes, not the page: a body dripping a byte a
+    second would never time out. This adapter reads the body itself and gives up at the deadline.
+    """
+
+    def __init__(self, page_timeout: float, pool_maxsize: int) -> None:
+        super().__init__(pool_maxsize=pool_maxsize)
+        self.page_timeout = page_timeout
+
+    def send(  # type: ignore[override]
+        self, request: requests.PreparedRequest, stream: bool = False, **kwargs: Any
+    ) -> requests.Response:
+        deadline = time.monotonic() + self.page_timeout
+        response = super().send(request, stream=True, **kwargs)
+        raw = response.raw
+        chunks: list[bytes] = []
+        try:
+            # read1: whatever one wait brings (read() would wait for all 64 KiB).
+            while chunk := raw.read1(65_536, decode_content=False):
+                chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    raise requests.exceptions.ReadTimeout(
+                        f"the page did not arrive whole within {self.page_timeout:g} s",
+                        request=request,
+                    )
+        except urllib3.exceptions.ProtocolError as error:
+            raise requests.exceptions.ChunkedEncodingError(error, request=request) from None
+        except urllib3.exceptions.ReadTimeoutError as error:
+            raise requests.exceptions.ReadTimeout(error, request=request) from None
+        finally:
+            response.close()
+        # The body as read, behind a fresh urllib3 response, so requests builds the rest itself.
+        buffered = urllib3.HTTPResponse(
+            body=io.BytesIO(b"".join(chunks)),
+            headers=raw.headers,
+            status=raw.status,
+            reason=raw.reason,
+            version=raw.version,
+            preload_content=False,
+            decode_content=True,
+        )
+        return PageResponse.of(self.build_response(request, buffered))
+
+
+def retrying_client(request_timeout: float, backoff_factor: float) -> Client:
+    """dlt's retrying client with the seed's policy; statuses are judged by `raise_for_status`."""
+    return Client(
+        request_timeout=request_timeout,
+        raise_for_status=False,
+        status_codes=settings.RETRY_STATUS_CODES,
+        request_max_attempts=1 + settings.MAX_RETRIES,
+        request_backoff_factor=backoff_factor,
+        respect_retry_after_header=True,
+    )
+
+
+def raise_for_status(
+    response: requests.Response,
+    *args: Any,
+    mask: KeyMask,
+    on_rate_limit: Callable[[], None] | None = None,
+    **kwargs: Any,
+) -> None:
+    """Response hook: an error status becomes an error naming the page and the setting to fix.
+
+    Redirects are not followed (the key would travel to wherever they point): one is an error too.
+    """
+    if response.status_code < 300:
+        return
+    if response.status_code < 400:
+        target = urlsplit(response.headers.get("location", ""))
+        raise FulfillmentHttpError(
+            f"the fulfillment API redirected GET {settings.ENDPOINT_PATH} at offset "
+            f"{offset_of(response.request.url)} (HTTP {response.status_code}) to "
+            f"{mask(f'{target.scheme}://{target.netloc}{target.path}')!r}; redirects are not "
+            f"followed, so the API key is not sent elsewhere: set {BASE_URL_SETTING} to the "
+            "address the API answers at",
+            response=response,
+        )
+    if response.status_code == 429 and on_rate_limit is not None:
+        on_rate_limit()
+    status, offset = response.status_code, offset_of(response.request.url)
+    where = f"GET {settings.ENDPOINT_PATH} at offset {offset}"
+    if status in (401, 403):
+        what = (
+            f"the fulfillment API rejected the API key (HTTP {status}) on {where}: "
+            f"set {API_KEY_SETTING} to a valid key"
+        )
+    elif status == 404:
+        what = (
+            f"the fulfillment API has no {settings.ENDPOINT_PATH} here (HTTP 404): "
+            f"check {BASE_URL_SETTING}"
+        )
+    elif status in settings.RETRY_STATUS_CODES:
+        what = (
+            f"the fulfillment API answered HTTP {status} on {where}, "
+            f"still failing after {settings.MAX_RETRIES} retries"
+        )
+    else:
+        what = f"the fulfillment API refused {where} with HTTP {status}"
+    body = excerpt(response.content, mask)
+    raise FulfillmentHttpError(f"{what}; body: {body!r}" if body else what, response=response)
+
+
+def describe_transport_error(
+    error: requests.RequestException, request: requests.PreparedRequest, mask: KeyMask
+) -> str:
+    """What failed on the way to the API, with the page, the URL (masked) and what to check."""
+    parts = urlsplit(request.url or "")
+    origin = mask(f"{parts.scheme}://{parts.netloc}")
+    where = (
+        f"on GET {settings.ENDPOINT_PATH} at offset {offset_of(request.url)} after "
+        f"{1 + settings.MAX_RETRIES} attempts ({mask(request.url or '')})"
+    )
+    if isinstance(error, requests.exceptions.ConnectTimeout):
+        return f"connecting to {origin} timed out {where}: check {BASE_URL_SETTING}"
+    if isinstance(error, requests.exceptions.ReadTimeout):
+        return (
+            f"no answer within the request timeout {where}: the page did not arrive whole "
+            "in time; raise SOURCES__FULFILLMENT__REQUEST_TIMEOUT if the API is that slow"
+        )
+    if isinstance(error, requests.exceptions.ChunkedEncodingError):
+        return f"the connection dropped mid-body {where}"
+    if isinstance(error, requests.exceptions.ConnectionError):
+        refused = "refused" in str(error).lower()
+        return (
+            f"could not connect to {origin} ({'connection refused' if refused else 'no route'}) "
+            f"{where}: is the fulfillment API running? Check {BASE_URL_SETTING}"
+        )
+    return f"the request failed {where}: {type(error).__name__}"
+
+
+def check_base_url(base_url: str, allow_insecure_http: bool) -> str:
+    """The key travels in the query string: plain http is for loopback unless opted in."""
+    mask = KeyMask(base_url=base_url)
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise FulfillmentApiError(
+            f"base_url {mask(base_url)!r} is not an http(s) URL: check {BASE_URL_SETTING}"
+        )
+    if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.hostname):
+        raise FulfillmentApiError(
+            f"base_url {mask(base_url)!r} is plain http on a non-loopback host, so the API key "
+            "would travel in clear text: use https, or set SOURCES__FULFILLMENT__"
+            "ALLOW_INSECURE_HTTP=true to accept that risk"
+        )
+    return base_url.rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,123 @@
+"""The page check and the paginator: every page is what the API's contract says, and none is missed.
+
+- `check_page`: a 200 whose body breaks the contract fails, naming the page's offset and what was
+  wrong, with at most a short masked excerpt of the body;
+- `FulfillmentPaginator`: offset pages that advance by the records actually received (an API may
+  serve fewer than `limit` asks); the walk ends on an empty page only, and the count it ends with
+  must equal the API's `total` when it reports one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import requests
+from dlt.sources.helpers.rest_client.paginators import OffsetPaginator
+
+from fulfillment_assets.source.http import (
+    FulfillmentPageError,
+    KeyMask,
+    excerpt,
+    offset_of,
+)
+from fulfillment_assets.source.progress import PageProgress
+
+_INT64_MAX = 2**63 - 1
+
+
+def check_page(response: requests.Response, *args: Any, mask: KeyMask, **kwargs: Any) -> None:
+    """Response hook: fails on a body that breaks the contract; parses it once for dlt."""
+    if response.status_code >= 300:
+        return  # `raise_for_status` speaks for those
+    offset = offset_of(response.request.url)
+
+    def bad(what: str) -> FulfillmentPageError:
+        return FulfillmentPageError(f"the page at offset {offset} {what}")
+
+    try:
+        body = response.json()
+    except orjson.JSONDecodeError as error:
+        if "recursion" in str(error):
+            raise bad(
+                "is nested deeper than 1024 levels, more than a JSON parser accepts; "
+                "the API sent a malformed page"
+            ) from None
+        content_type = response.headers.get("content-type", "no content-type")
+        body_excerpt = excerpt(response.content, mask)
+        raise bad(f"is not JSON ({content_type}); body: {body_excerpt!r}") from None
+    if not isinstance(body, dict) or "data" not in body:
+        raise bad("has no `data` field; expected {'data': [...], 'total': N}")
+    records = body["data"]
+    if not isinstance(records, list):
+        raise bad(f"has `data` of type {type(records).__name__}; expected a list of records")
+    for position, record in enumerate(records):
+        if type(record) is not dict:
+            raise bad(f"has record #{position} of type {type(record).__name__}; expected object")
+        record_id = record.get("id")
+        if record_id is None:
+            raise bad(f"has record #{position} without an `id`")
+        if type(record_id) is not int:
+            # The merge key: a table cannot hold two types of it.
+            raise bad(f"has record #{position} with `id` {str(record_id)[:40]!r}; ids are integers")
+        if not -_INT64_MAX - 1 <= record_id <= _INT64_MAX:
+            raise bad(
+                f"has record #{position} with `id` {record_id}, beyond the 64-bit integer "
+                "column `id` (bigint) holds"
+            )
+    total = body.get("total")
+    if total is not None and (type(total) is not int or total < 0):
+        raise bad(f"has `total` {str(total)[:40]!r}; expected a non-negative integer")
+
+
+class FulfillmentPaginator(OffsetPaginator):
+    """Offset pages of `limit` that advance by the records received and end on an empty page.
+
+    Unlike dlt's default it never needs `total`, never quotes the body, and refuses: a `total`
+    that moves mid-run (the pages would overlap or skip records), a walk that ends with another
+    count than `total` or receives records past it (a partial load would look complete), and pages
+    that never end.
+    """
+
+    def __init__(self, limit: int, max_records: int) -> None:
+        super().__init__(limit=limit, total_path=None, stop_after_empty_page=True)
+        self.max_records = max_records
+        self.total: int | None = None
+        self.progress = PageProgress()
+
+    def init_request(self, request: requests.Request) -> None:
+        self.total = None
+        self.progress = PageProgress()
+        super().init_request(request)
+
+    def update_state(self, response: requests.Response, data: list[Any] | None = None) -> None:
+        offset = self.current_value
+        received = len(data or ())
+        total = response.json().get("total")
+        if total is not None:
+            if self.total is not None and total != self.total:
+                raise FulfillmentPageError(
+                    f"the page at offset {offset} reports total {total}, earlier pages "
+                    f"{self.total}: the data changed while paging; run again"
+                )
+            self.total = total
+        self.current_value = offset + received
+        self._has_next_page = received > 0
+        self.progress.page(received, self.current_value, self.total, last=not received)
+        if self.total is not None and self.current_value > self.total:
+            raise FulfillmentPageError(
+                f"the API reports total {self.total} but served {self.current_value} records "
+                f"(the page at offset {offset} goes past it): its total is wrong; nothing was "
+                "loaded"
+            )
+        if not received and self.total is not None and offset != self.total:
+            raise FulfillmentPageError(
+                f"the API reports total {self.total} but served {offset} records before an "
+                f"empty page at offset {offset}: records are missing; nothing was loaded"
+            )
+        at_total = self.current_value == self.total  # only the empty page is left to confirm
+        if received and self.current_value >= self.max_records and not at_total:
+            raise FulfillmentPageError(
+                f"the API still has pages after {self.max_records} records (offset "
+                f"{self.current_value}); raise max_records if that many are expected"
+            )

@@ -1,0 +1,248 @@
+"""Read-ahead: the pages after the current one are fetched concurrently, handed out in order.
+
+`ReadAheadSession` is a `requests.Session` that rest_api takes as its client's `session` (a
+public parameter). rest_api walks the offsets one request at a time through it; once a page
+reports `total`, the session fetches the next pages on its own threads, stepping by the records
+a page actually held, and answers rest_api's request for an offset with the page already
+fetched. Results equal the sequential walk. A 429 halves the window; against a fast API only a
+few pages are kept in flight. Each fetch goes through dlt's retrying client.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, NamedTuple
+
+import requests
+from dlt.sources.helpers.requests import Client
+
+from fulfillment_assets import settings
+from fulfillment_assets.source.http import (
+    FulfillmentApiError,
+    KeyMask,
+    PageDeadlineAdapter,
+    describe_transport_error,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class _PageFetch(NamedTuple):
+    request: requests.PreparedRequest
+    future: Future[requests.Response]
+
+
+class _Walk(NamedTuple):
+    """What identifies a paginated request across its pages: everything but the offset."""
+
+    method: str | None
+    url: str | None
+    params: tuple[tuple[str, Any], ...]
+    auth: Any
+    offset: int
+
+
+def _walk_of(request: requests.Request) -> _Walk:
+    params = request.params or {}
+    rest = tuple(sorted((k, str(v)) for k, v in params.items() if k != "offset"))
+    return _Walk(request.method, request.url, rest, request.auth, int(params.get("offset", 0)))
+
+
+class ReadAheadSession(requests.Session):
+    """rest_api's session: fetches later pages ahead of their turn, via dlt's retrying client."""
+
+    def __init__(
+        self,
+        client: Client,
+        adapter: PageDeadlineAdapter,
+        mask: KeyMask,
+        concurrency: int,
+        min_latency: float = settings.READ_AHEAD_MIN_LATENCY_SECONDS,
+    ) -> None:
+        super().__init__()
+        # Proxy and CA settings are read from the environment once, by the client's sessions.
+        self.trust_env = False
+        self._client = client
+        self._adapter = adapter
+        self.mask = mask
+        self._min_latency = min_latency
+        self._max_window = max(1, concurrency)
+        self.window = self._max_window
+        self.latency: float | None = None  # moving average of the API's answer time
+        self._lock = threading.Lock()
+        self._pending: dict[int, _PageFetch] = {}
+        self._handed_out: _PageFetch | None = None
+        self._walk: _Walk | None = None  # the walk's last request rest_api prepared
+        self._template: requests.Request | None = None
+        self._send_kwargs: dict[str, Any] = {}
+        self._next_offset = 0
+        self._stop_offset = 0
+        self._step = 0
+        self._workers: _DaemonWorkers | None = None
+
+    def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
+        """A page fetched ahead was prepared then; the walk's other pages are prepared here."""
+        walk = _walk_of(request)
+        with self._lock:
+            same_walk = self._walk is not None and walk[:4] == self._walk[:4]
+            fetch = self._pending.pop(walk.offset, None) if same_walk else None
+            if fetch is None:
+                if self._pending:
+                    self._drop_pending()  # the walk went elsewhere: pages fetched ahead are moot
+                # rest_api changes its request's params in place from page to page: a copy.
+                self._template = requests.Request(
+                    request.method,
+                    request.url,
+                    headers=dict(request.headers or {}),
+                    params=dict(request.params or {}),
+                    auth=request.auth,
+                    hooks=request.hooks,
+                )
+            self._walk, self._handed_out = walk, fetch
+        return fetch.request if fetch is not None else super().prepare_request(request)
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        with self._lock:
+            fetch, self._handed_out = self._handed_out, None
+            walk = self._walk
+            self._send_kwargs = kwargs
+        if fetch is not None and fetch.request is request:
+            response = fetch.future.result()
+        else:
+            response = self._fetch(request, kwargs)
+        elapsed = response.elapsed.total_seconds()
+        self.latency = elapsed if self.latency is None else 0.8 * self.latency + 0.2 * elapsed
+        if walk is not None:
+            self._plan(walk.offset, response)
+        return response
+
+    def throttle(self) -> None:
+        """Called on a 429: fewer pages at once from now on."""
+        if self.window > 1:
+            self.window = max(1, self.window // 2)
+            logger.warning(
+                "the API answered 429: fetching %d pages at once from now on", self.window
+            )
+
+    def close(self) -> None:
+        """Stops fetching ahead; pages still in flight are left to their daemon threads."""
+        with self._lock:
+            self._drop_pending()
+            self._walk = self._template = None
+            workers, self._workers = self._workers, None
+        if workers is not None:
+            workers.stop()
+        super().close()
+
+    def _fetch(
+        self, request: requests.PreparedRequest, kwargs: dict[str, Any]
+    ) -> requests.Response:
+        """One page through dlt's retrying session (one per thread), its transport ours."""
+        session = self._client.session
+        if session.get_adapter("http://") is not self._adapter:
+            session.mount("http://", self._adapter)
+            session.mount("https://", self._adapter)
+        try:
+            # Redirects are reported, not followed: the key would go wherever they point.
+            return session.send(request, **{**kwargs, "allow_redirects": False})
+        except FulfillmentApiError:
+            raise
+        except requests.RequestException as error:
+            failure = error
+        # Raised outside the except block, so no exception chain carries the unmasked URL.
+        raise FulfillmentApiError(describe_transport_error(failure, request, self.mask))
+
+    def _plan(self, offset: int, response: requests.Response) -> None:
+        """After a page: the next ones up to `total` (inclusive, the empty page) may go ahead."""
+        if self._max_window <= 1 or response.status_code != 200:
+            return
+        body = response.json()
+        total, received = body.get("total"), len(body.get("data") or ())
+        with self._lock:
+            if total is None or not received:
+                return
+            if offset + received < total:
+                # A page holds what the API serves, maybe fewer than `limit` asked: step by that.
+                self._step = received
+            self._next_offset = max(self._next_offset, offset + received)
+            self._stop_offset = total
+        self._fill_window()
+
+    def _ahead(self) -> int:
+        """Pages in flight beyond the one being processed: a slow API gets the whole window.
+
+        Against a fast API a few keep it busy while pages are processed; more threads would only
+        contend for the GIL.
+        """
+        if (self.latency or 0.0) < self._min_latency:
+            return min(settings.READ_AHEAD_FAST_API_PAGES, self.window)
+        return self.window
+
+    def _fill_window(self) -> None:
+        with self._lock:
+            if self._template is None:
+                return
+            template, kwargs = self._template, self._send_kwargs
+            # Up to `total` itself: the empty page there confirms the walk's end.
+            while self._next_offset <= self._stop_offset and len(self._pending) < self._ahead():
+                offset = self._next_offset
+                self._next_offset += self._step or 1
+                page = requests.Request(
+                    template.method,
+                    template.url,
+                    headers=template.headers,
+                    params={**template.params, "offset": offset},
+                    auth=template.auth,
+                    hooks=template.hooks,
+                )
+                request = super().prepare_request(page)
+                if self._workers is None:
+                    self._workers = _DaemonWorkers(self._max_window)
+                future = self._workers.submit(self._fetch, request, kwargs)
+                self._pending[offset] = _PageFetch(request, future)
+
+    def _drop_pending(self) -> None:
+        for fetch in self._pending.values():
+            fetch.future.cancel()
+        self._pending.clear()
+        self._next_offset = self._stop_offset = self._step = 0
+
+
+class _DaemonWorkers:
+    """A few daemon threads: a page stuck in flight never keeps a stopping process alive.
+
+    (ThreadPoolExecutor's threads are joined at interpreter exit, so SIGTERM would wait for them.)
+    """
+
+    def __init__(self, count: int) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._count = count
+        for number in range(count):
+            name = f"fulfillment-page-{number}"
+            threading.Thread(target=self._work, name=name, daemon=True).start()
+
+    def submit(self, fn: Callable[..., requests.Response], *args: Any) -> Future[requests.Response]:
+        future: Future[requests.Response] = Future()
+
+        def job() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(fn(*args))
+            except BaseException as error:  # noqa: BLE001 - handed to the waiting thread
+                future.set_exception(error)
+
+        self._jobs.put(job)
+        return future
+
+    def stop(self) -> None:
+        for _ in range(self._count):
+            self._jobs.put(None)
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            job()

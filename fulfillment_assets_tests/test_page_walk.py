@@ -1,0 +1,169 @@
+"""The page walk against APIs that cap pages, lie about `total`, drip, or are refused by settings:
+every record or a clear failure that loads nothing, every wait bounded."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dagster import DagsterInstance
+
+from fulfillment_assets import settings
+from fulfillment_assets.demo_api import DemoApiServer
+from fulfillment_assets_tests.conftest import (
+    RAW_ONLY,
+    TEST_API_KEY,
+    failure_message,
+    materialize_all,
+    query,
+    table_snapshot,
+)
+from fulfillment_assets_tests.test_ingestion import _api_rows
+
+
+@pytest.fixture
+def loaded(demo_api: DemoApiServer, instance: DagsterInstance, isolated_environment: Path):
+    demo_api.configure(records=450)
+    assert materialize_all(instance, selection=RAW_ONLY).success
+    return table_snapshot(isolated_environment)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"include_total": True},
+        {"include_total": False},
+        {"include_total": True, "latency_ms": 20},  # read-ahead with capped pages
+    ],
+    ids=["with total", "without total", "with total, read ahead"],
+)
+def test_an_api_capping_pages_at_50_loads_every_record(
+    options: dict[str, Any],
+    demo_api: DemoApiServer,
+    instance: DagsterInstance,
+    isolated_environment: Path,
+) -> None:
+    demo_api.configure(records=1234, max_limit=50, **options)
+
+    assert materialize_all(instance, selection=RAW_ONLY).success
+
+    assert query(isolated_environment, "SELECT count(*) FROM fulfillment.fulfillment_data") == [
+        (1234,)
+    ]
+    offsets = {request.offset for request in demo_api.requests if request.status == 200}
+    assert offsets >= set(range(0, 1234, 50)) | {1234}  # every page, then the empty one
+    assert table_snapshot(isolated_environment) == _api_rows(demo_api)
+
+
+@pytest.mark.parametrize(
+    ("reported", "phrases"),
+    [
+        (300, ["reports total 300 but served 400 records"]),  # under-reports
+        (2000, ["reports total 2000 but served 1000 records"]),  # over-reports
+    ],
+    ids=["under-reported", "over-reported"],
+)
+def test_a_total_that_lies_fails_naming_both_numbers_and_loads_nothing(
+    reported: int,
+    phrases: list[str],
+    loaded: list,
+    demo_api: DemoApiServer,
+    instance: DagsterInstance,
+    isolated_environment: Path,
+) -> None:
+    demo_api.configure(records=1000, data_version=1, reported_total=reported)
+
+    result = materialize_all(instance, raise_on_error=False, selection=RAW_ONLY)
+
+    message = failure_message(result)
+    for phrase in phrases:
+        assert phrase in message, message
+    assert table_snapshot(isolated_environment) == loaded
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("PAGE_LIMIT", "0"),
+        ("PAGE_LIMIT", "-5"),
+        ("PAGE_CONCURRENCY", "0"),
+        ("PAGE_CONCURRENCY", "-1"),
+        ("API_KEY", ""),
+        ("API_KEY", "   "),
+    ],
+)
+def test_bad_settings_are_refused_before_any_request(
+    setting: str,
+    value: str,
+    demo_api: DemoApiServer,
+    instance: DagsterInstance,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(f"SOURCES__FULFILLMENT__{setting}", value)
+
+    result = materialize_all(instance, raise_on_error=False, selection=RAW_ONLY)
+
+    assert not result.success
+    assert f"SOURCES__FULFILLMENT__{setting}" in failure_message(result)
+    assert demo_api.requests == []
+
+
+def test_a_dripping_body_times_out_within_the_request_timeout(
+    loaded: list,
+    demo_api: DemoApiServer,
+    instance: DagsterInstance,
+    isolated_environment: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Every wait for bytes is short (0.2 s); the page as a whole would take minutes.
+    monkeypatch.setenv("SOURCES__FULFILLMENT__REQUEST_TIMEOUT", "1")
+    demo_api.configure(records=450, data_version=1, drip_offset=200)
+    demo_api.clear_requests()
+
+    result = materialize_all(instance, raise_on_error=False, selection=RAW_ONLY)
+
+    message = failure_message(result)
+    assert "no answer within the request timeout" in message and "offset 200" in message
+    assert "SOURCES__FULFILLMENT__REQUEST_TIMEOUT" in message
+    assert len([r for r in demo_api.requests if r.offset == 200]) == 1 + settings.MAX_RETRIES
+    assert table_snapshot(isolated_environment) == loaded
+
+
+def test_sigterm_ends_a_run_with_pages_in_flight_within_seconds(
+    demo_api: DemoApiServer, tmp_path: Path
+) -> None:
+    # A slow API (read-ahead keeps pages in flight) whose page at 1000 drips for minutes.
+    demo_api.configure(records=3000, latency_ms=20, drip_offset=1000)
+    dagster_home = tmp_path / "dagster_home"
+    dagster_home.mkdir()
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
+    run = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "dagster", "asset", "materialize"),
+            *("-m", "fulfillment_assets.definitions", "--select", "fulfillment/fulfillment_data"),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        for _ in range(1200):  # bounded: at most ~2 min for Dagster to start and reach the drip
+            if run.poll() is not None or any(r.offset == 1000 for r in demo_api.requests):
+                break
+            time.sleep(0.1)
+        assert run.poll() is None, "the run ended before the dripping page"
+        in_flight = demo_api.max_in_flight
+        run.send_signal(signal.SIGTERM)
+        run.wait(timeout=30)
+    finally:
+        if run.poll() is None:
+            run.kill()
+        stderr = run.communicate()[1].decode()
+    assert in_flight > 1
+    assert TEST_API_KEY not in stderr
