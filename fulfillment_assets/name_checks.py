@@ -2,7 +2,7 @@
 
 The source loads such a field under a distinct column (`customer_id__collision_1` for
 `customerId` beside `customer_id`, see `source/arrow.py`) instead of failing the run; this check
-makes that visible, naming both fields, as a warning that never blocks.
+makes that visible, naming both fields, as a warning (WARN severity never blocks downstream).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from fulfillment_assets.warehouse import Warehouse
 @asset_check(
     asset=RAW_ASSET_KEY,
     name="field_names_distinct",
-    blocking=False,
+    # Blocking like every check here, but it only ever fails with WARN, which blocks nothing.
+    blocking=True,
     description=(
         "Warns when the API sends fields whose names normalize onto the same column "
         "(`customerId` and `customer_id`): the later one is loaded as `<column>__collision_N`."
