@@ -13,6 +13,7 @@ from fulfillment_assets.automation import (
 from fulfillment_assets.checks import raw_table_checks
 from fulfillment_assets.incidents import fulfillment_alert_sensor
 from fulfillment_assets.models import model_assets, model_checks
+from fulfillment_assets.name_checks import field_names_distinct
 from fulfillment_assets.run_liveness import fulfillment_dead_run_sensor
 from fulfillment_assets.warehouse import Warehouse
 
@@ -24,7 +25,7 @@ fresh_assets = map_asset_specs(
 
 defs = Definitions(
     assets=[fulfillment_api, *fresh_assets],
-    asset_checks=[*raw_table_checks, *model_checks],
+    asset_checks=[*raw_table_checks, *model_checks, field_names_distinct],
     jobs=[fulfillment_refresh_job],
     schedules=[fulfillment_refresh_schedule],
     sensors=[fulfillment_freshness_sensor, fulfillment_alert_sensor, fulfillment_dead_run_sensor],

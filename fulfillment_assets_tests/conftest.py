@@ -36,7 +36,8 @@ TEST_API_KEY = "sk_test_FULFILLMENT_7d9c1e5b42"
 TEST_BACKOFF_FACTOR = "0.02"
 
 
-# Every check the project defines: the five on the raw table and the one on the models.
+# Every check the project defines: the five on the raw table, the field-name warning and the one
+# on the models.
 CHECK_NAMES = {
     "schema_contract",
     "customer_id_not_null",
@@ -44,6 +45,7 @@ CHECK_NAMES = {
     "order_status_accepted",
     "id_unique_and_not_null",
     "validated_plus_rejected_equals_raw",
+    "field_names_distinct",
 }
 # Just the ingestion: for tests about loading, where the checks and models only cost time.
 RAW_ONLY = AssetSelection.assets(["fulfillment", "fulfillment_data"]).without_checks()

@@ -3,6 +3,7 @@ every record or a clear failure that loads nothing, every wait bounded."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ from dagster import DagsterInstance
 
 from fulfillment_assets import settings
 from fulfillment_assets.demo_api import DemoApiServer
+from fulfillment_assets.source import fulfillment
 from fulfillment_assets_tests.conftest import (
     RAW_ONLY,
     TEST_API_KEY,
@@ -167,3 +169,20 @@ def test_sigterm_ends_a_run_with_pages_in_flight_within_seconds(
         stderr = run.communicate()[1].decode()
     assert in_flight > 1
     assert TEST_API_KEY not in stderr
+
+
+def test_the_walk_logs_its_progress_with_an_eta_and_once_at_the_end(
+    demo_api: DemoApiServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(settings, "PROGRESS_LOG_SECONDS", 0.0)  # every page, for the test
+    demo_api.configure(records=500)
+    source = fulfillment(base_url=demo_api.url, api_key=TEST_API_KEY, arrow_batch_rows=0)
+
+    with caplog.at_level(logging.INFO, logger="fulfillment_assets.progress"):
+        assert len(list(source.fulfillment_data)) == 500
+
+    lines = [r.getMessage() for r in caplog.records if r.name == "fulfillment_assets.progress"]
+    assert lines[0].startswith("fetched 1 pages, 100 records, ")
+    assert "records/s, 20% of 500, ETA " in lines[0]
+    assert lines[-1].startswith("fetched 6 pages, 500 records, ") and lines[-1].endswith("done")
+    assert sum(line.endswith("done") for line in lines) == 1

@@ -7,6 +7,7 @@ import dataclasses
 import threading
 import time
 from collections import deque
+from email.utils import formatdate
 from typing import Any, NamedTuple
 
 import orjson
@@ -121,6 +122,13 @@ def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> R
     return Response(orjson.dumps(payload), status_code=status, media_type=JSON, headers=headers)
 
 
+def _retry_after(value: str) -> str:
+    """The header as configured; `date+N` is an HTTP-date N seconds after this answer."""
+    if value.startswith("date+"):
+        return formatdate(time.time() + float(value.removeprefix("date+")), usegmt=True)
+    return value
+
+
 def _int_param(raw: str | None, default: int) -> int | None:
     if raw is None:
         return default
@@ -212,7 +220,7 @@ def build_app(options: DemoApiOptions | None = None) -> Starlette:
                 live.fail_counts[offset] = failed + 1
                 headers = None
                 if opts.retry_after is not None and opts.fail_status in (429, 503):
-                    headers = {"Retry-After": opts.retry_after}
+                    headers = {"Retry-After": _retry_after(opts.retry_after)}
                 state.log(offset, limit, opts.fail_status)
                 error = f"injected fault, key {opts.api_key}" if opts.echo_key else "injected fault"
                 return _json(opts.fail_status, {"error": error}, headers)

@@ -46,6 +46,7 @@ class DemoApiOptions:
     fail_status: int | None = None
     fail_times: int | None = None
     fail_offsets: frozenset[int] | None = None
+    # Retry-After sent with 429/503 faults: as given, or `date+N` for an HTTP-date N s ahead.
     retry_after: str | None = None
     malformed: MalformedKind | None = None
     malformed_offset: int = 0

@@ -11,8 +11,10 @@ from collections.abc import Iterable, Iterator
 from itertools import chain, islice
 from typing import Any
 
+import dlt
 import orjson
 import pyarrow as pa
+from dlt.common.normalizers.naming.snake_case import NamingConvention
 
 from fulfillment_assets import settings
 
@@ -68,7 +70,59 @@ def page_to_arrow(page: list[dict[str, Any]]) -> pa.Table:
         for name in names:
             if name not in _DECLARED_TYPES:
                 columns.update(_typed_column(page, name))
+    renamed = colliding_fields(names)
+    if renamed:
+        columns = {_renamed(key, renamed): values for key, values in columns.items()}
     return pa.Table.from_pydict(columns)
+
+
+_NAMING = NamingConvention()
+COLLISION_SUFFIX = "__collision_"
+
+
+def colliding_fields(names: list[str]) -> dict[str, str]:
+    """Fields whose names normalize onto another's column: field -> the distinct column it gets.
+
+    dlt would fail the run (NameNormalizationCollision) on `customerId` beside `customer_id`. The
+    field whose name is the column's already (or a declared column) keeps it; the others, in
+    sorted order, get `<column>__collision_1`, `__collision_2`, ...
+    """
+    by_column: dict[str, list[str]] = {}
+    for name in names:
+        by_column.setdefault(_NAMING.normalize_path(name), []).append(name)
+    renamed: dict[str, str] = {}
+    for column, fields in by_column.items():
+        if column in fields or column in _DECLARED_TYPES:
+            others = sorted(field for field in fields if field != column)
+        elif len(fields) > 1:
+            others = sorted(fields[1:])  # the first one seen keeps the column
+        else:
+            continue  # plain normalization (`warehouseCode` -> `warehouse_code`)
+        for number, field in enumerate(others, start=1):
+            renamed[field] = f"{column}{COLLISION_SUFFIX}{number}"
+    return renamed
+
+
+def _renamed(key: str, renamed: dict[str, str]) -> str:
+    """A column key (a field, or its variant `<field>__v_<type>`) under its field's new name."""
+    field, variant, suffix = key.partition("__v_")
+    return f"{renamed[field]}{variant}{suffix}" if field in renamed else key
+
+
+def collision_hints(table: pa.Table, page_fields: list[str]) -> Any:
+    """The table, with a description on each collision column naming the field it holds."""
+    renamed = colliding_fields(page_fields)
+    if not renamed:
+        return table
+    columns = {
+        column: {
+            "name": column,
+            "description": f"API field `{field}`, whose name normalizes onto "
+            f"`{column.partition(COLLISION_SUFFIX)[0]}`",
+        }
+        for field, column in renamed.items()
+    }
+    return dlt.mark.with_hints(table, dlt.mark.make_hints(columns=columns))
 
 
 # What the documented columns convert to in one C-level pass (timestamps as text, parsed after);
@@ -172,7 +226,7 @@ def _arrow_array(values: list[Any], data_type: str) -> pa.Array:
     return pa.array(values, _ARROW_TYPE_OF.get(data_type, pa.string()))
 
 
-def arrow_batches(records: Iterable[dict[str, Any]], batch_rows: int) -> Iterator[pa.Table]:
+def arrow_batches(records: Iterable[dict[str, Any]], batch_rows: int) -> Iterator[Any]:
     """Records (as a dlt resource yields them, page after page) in Arrow tables of `batch_rows`.
 
     dlt spends ~10 ms of schema work on every item it extracts, whatever its size: on pages of
@@ -180,4 +234,9 @@ def arrow_batches(records: Iterable[dict[str, Any]], batch_rows: int) -> Iterato
     """
     records = iter(records)
     while batch := list(islice(records, batch_rows)):
-        yield page_to_arrow(batch)
+        table = page_to_arrow(batch)
+        if COLLISION_SUFFIX in "".join(table.column_names):
+            names = list(dict.fromkeys(chain.from_iterable(batch)))
+            yield collision_hints(table, names)
+        else:
+            yield table

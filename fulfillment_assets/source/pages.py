@@ -38,7 +38,7 @@ def check_page(response: requests.Response, *args: Any, mask: KeyMask, **kwargs:
     try:
         body = response.json()
     except orjson.JSONDecodeError as error:
-        if "recursion" in str(error):
+        if "depth limit" in str(error) or "recursion" in str(error):
             raise bad(
                 "is nested deeper than 1024 levels, more than a JSON parser accepts; "
                 "the API sent a malformed page"

@@ -17,8 +17,8 @@ logger = logging.getLogger("fulfillment_assets.progress")
 class PageProgress:
     """Counts pages and records of one walk and logs them every PROGRESS_LOG_SECONDS."""
 
-    def __init__(self, interval: float = settings.PROGRESS_LOG_SECONDS) -> None:
-        self.interval = interval
+    def __init__(self, interval: float | None = None) -> None:
+        self.interval = settings.PROGRESS_LOG_SECONDS if interval is None else interval
         self.started = time.monotonic()
         self.logged = self.started
         self.pages = 0

@@ -1,0 +1,46 @@
+"""A check on the raw table's column names: API fields whose names normalize onto one column.
+
+The source loads such a field under a distinct column (`customer_id__collision_1` for
+`customerId` beside `customer_id`, see `source/arrow.py`) instead of failing the run; this check
+makes that visible, naming both fields, as a warning (WARN severity never blocks downstream).
+"""
+
+from __future__ import annotations
+
+from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue, asset_check
+
+from fulfillment_assets import settings
+from fulfillment_assets.assets import RAW_ASSET_KEY
+from fulfillment_assets.source.arrow import COLLISION_SUFFIX
+from fulfillment_assets.warehouse import Warehouse
+
+
+@asset_check(
+    asset=RAW_ASSET_KEY,
+    name="field_names_distinct",
+    # Blocking like every check here, but it only ever fails with WARN, which blocks nothing.
+    blocking=True,
+    description=(
+        "Warns when the API sends fields whose names normalize onto the same column "
+        "(`customerId` and `customer_id`): the later one is loaded as `<column>__collision_N`."
+    ),
+)
+def field_names_distinct(warehouse: Warehouse) -> AssetCheckResult:
+    table = warehouse.stored_schema().get("tables", {}).get(settings.RESOURCE_NAME, {})
+    collisions = {
+        name: column.get("description") or f"a field normalizing onto `{name}`"
+        for name, column in table.get("columns", {}).items()
+        if COLLISION_SUFFIX in name
+    }
+    if not collisions:
+        return AssetCheckResult(passed=True, description="every field has a column of its own")
+    lines = [
+        f"`{name}` holds {what}, beside `{name.partition(COLLISION_SUFFIX)[0]}`"
+        for name, what in sorted(collisions.items())
+    ]
+    return AssetCheckResult(
+        passed=False,
+        severity=AssetCheckSeverity.WARN,
+        description="; ".join(lines),
+        metadata={"collision_columns": MetadataValue.json(sorted(collisions))},
+    )
