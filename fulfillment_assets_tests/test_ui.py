@@ -1,5 +1,7 @@
-"""The Dagster UI in headless Chromium: the lineage graph, "Materialize all", and the raw table's
-page with its checks, columns, row count and freshness. Screenshots go to test-artifacts/ui/."""
+"""The Dagster UI in headless Chromium, step by step as the README's "The Dagster UI" section
+says: Lineage and "Materialize all (4)", then Catalog and the raw table's page with its checks,
+columns, row count and freshness, and the checks after a run that failed to execute.
+Screenshots go to test-artifacts/ui/."""
 
 from __future__ import annotations
 
@@ -48,7 +50,15 @@ CHECK_STATUSES = {
     "order_status_accepted": ("Succeeded", "check_circle"),
     "id_unique_and_not_null": ("Succeeded", "check_circle"),
 }
-RAW_COLUMNS = ["id", "customer_id", "order_status", "created_at", "updated_at", "amount"]
+RAW_COLUMNS = [
+    "id",
+    "customer_id",
+    "order_status",
+    "created_at",
+    "updated_at",
+    "amount",
+    "_dlt_load_id",
+]
 
 DEPENDENCIES_QUERY = """
 { assetNodes { assetKey { path } dependencyKeys { path } } }
@@ -135,15 +145,38 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
-def _group_url(project: ServedProject) -> str:
-    """The asset group's page; the code location's name is whatever workspace.yaml makes it."""
-    query = "{ assetNodes { groupName repository { location { name } } } }"
-    (location,) = {
-        node["repository"]["location"]["name"]
-        for node in project.dagster.graphql(query)["assetNodes"]
-        if node["groupName"] == GROUP
-    }
-    return f"{project.dagster.url}/locations/{location}/asset-groups/{GROUP}"
+def _navigation_link(page: Page, text: str) -> Locator:
+    """A link of the left navigation by the text it shows (its icon adds to its accessible name)."""
+    return page.get_by_role("link").filter(has_text=re.compile(rf"^\s*{text}\s*$")).first
+
+
+def _open_lineage(page: Page, project: ServedProject) -> dict[str, Any]:
+    """README step 1: the UI's start page, then *Lineage* in the left navigation."""
+    page.goto(project.dagster.url)
+    _navigation_link(page, "Lineage").click()
+    return _rendered_graph(page)
+
+
+def _open_raw_table(page: Page, project: ServedProject) -> None:
+    """README step 3: *Catalog* in the left navigation, then the raw table."""
+    page.goto(project.dagster.url)
+    _navigation_link(page, "Catalog").click()
+    expect(page.get_by_role("button", name=re.compile(r"Materialize selected"))).to_be_visible()
+    page.get_by_role("link", name=f"fulfillment / {RAW}").first.click()
+    expect(page.get_by_role("tab", name="Checks")).to_be_visible()
+
+
+def _materialize_all(page: Page, project: ServedProject) -> str:
+    """README step 2: "Materialize all (4)" on Lineage; the run id from the toast's View link."""
+    _open_lineage(page, project)
+    button = page.get_by_role("button", name=re.compile(r"Materialize all"))
+    # Every asset the project builds: the API is external, so it is the raw table and 3 models.
+    expect(button).to_have_text(re.compile(r"Materialize all \(4\)"))
+    button.click()
+    # The launch toast links to the run; its href holds the full run id.
+    view = page.get_by_role("link", name="View", exact=True)
+    expect(view).to_have_attribute("href", re.compile(r"/runs/[0-9a-f-]{36}"))
+    return (view.get_attribute("href") or "").rsplit("/", 1)[-1]
 
 
 def _rendered_graph(page: Page) -> dict[str, Any]:
@@ -179,8 +212,7 @@ def _edges_between_nodes(graph: dict[str, Any]) -> set[tuple[str, str]]:
 def test_asset_graph_shows_every_asset_and_the_lineage(
     page: Page, project: ServedProject, artifacts: Path
 ) -> None:
-    page.goto(_group_url(project))
-    graph = _rendered_graph(page)
+    graph = _open_lineage(page, project)
     expect(page.get_by_role("button", name=re.compile(r"Materialize all"))).to_be_visible()
     page.screenshot(path=artifacts / "01-asset-graph.png")
 
@@ -199,16 +231,7 @@ def test_asset_graph_shows_every_asset_and_the_lineage(
 def test_materialize_all_from_the_graph(
     page: Page, project: ServedProject, artifacts: Path
 ) -> None:
-    page.goto(_group_url(project))
-    _rendered_graph(page)
-    button = page.get_by_role("button", name=re.compile(r"Materialize all"))
-    # Every asset the project builds: the API is external, so it is the raw table and 3 models.
-    expect(button).to_have_text(re.compile(r"Materialize all \(4\)"))
-    button.click()
-    # The launch toast links to the run; its href holds the full run id.
-    view = page.get_by_role("link", name="View", exact=True)
-    expect(view).to_have_attribute("href", re.compile(r"/runs/[0-9a-f-]{36}"))
-    run_id = (view.get_attribute("href") or "").rsplit("/", 1)[-1]
+    run_id = _materialize_all(page, project)
 
     status = project.dagster.wait_for_run(run_id, timeout=RUN_TIMEOUT_SECONDS)
     page.goto(f"{project.dagster.url}/runs/{run_id}")
@@ -223,8 +246,7 @@ def test_materialize_all_from_the_graph(
 
     # Back on the graph, each node shows its latest materialization and check results: the
     # raw table's two WARN checks as not passed, the models' check as passed.
-    page.goto(_group_url(project))
-    graph = _rendered_graph(page)
+    graph = _open_lineage(page, project)
     page.screenshot(path=artifacts / "03-asset-graph-materialized.png")
     text = {node["name"]: node["text"] for node in graph["nodes"]}
     for name in (RAW, VALIDATED, REJECTED, SUMMARY):
@@ -241,16 +263,20 @@ def _status_value(page: Page, label: str) -> Locator:
 def test_raw_asset_page_shows_checks_columns_row_count_and_freshness(
     page: Page, project: ServedProject, artifacts: Path
 ) -> None:
-    page.goto(f"{project.dagster.url}/assets/fulfillment/{RAW}")
+    _open_raw_table(page, project)
     expect(page.get_by_text("Columns", exact=True)).to_be_visible()
     expect(_status_value(page, "Row count")).to_contain_text(f"{RECORDS:,}")
     expect(_status_value(page, "Freshness policy")).to_contain_text("Passing")
     page.screenshot(path=artifacts / "04-raw-asset-overview.png")
 
-    # The column schema, with the descriptions the project declares.
+    # The column schema, with the descriptions the project declares, dlt's column included.
     for column in RAW_COLUMNS:
         expect(page.get_by_role("cell", name=column, exact=True)).to_be_visible()
     expect(page.get_by_text("Customer the order belongs to", exact=False)).to_be_visible()
+    expect(page.get_by_text("The dlt load that last wrote the row", exact=False)).to_be_visible()
+    # No library object the page cannot render, no local file path of dlt's load jobs.
+    expect(page.get_by_text("(unserializable)", exact=False)).to_have_count(0)
+    expect(page.get_by_text("dlt_pipelines", exact=False)).to_have_count(0)
     # The freshness policy: a time window, passing, in the definition panel too.
     expect(
         page.get_by_text("Fails if more than 24 hours since last materialization")
@@ -279,3 +305,32 @@ def test_raw_asset_page_shows_checks_columns_row_count_and_freshness(
             row = page.get_by_text(label, exact=True).first.locator("xpath=ancestor::tr[1]")
             expect(row).to_have_text(re.compile(rf"^\s*{label}\s*{value}\s*$"))
         page.screenshot(path=artifacts / f"05-raw-asset-check-{name}.png")
+
+
+def test_checks_after_a_run_that_failed_to_execute(
+    page: Page, project: ServedProject, artifacts: Path
+) -> None:
+    # The API refuses the key: the load fails, and no check runs.
+    project.api.configure(fail_status=401)
+    try:
+        run_id = _materialize_all(page, project)
+        status = project.dagster.wait_for_run(run_id, timeout=RUN_TIMEOUT_SECONDS)
+    finally:
+        project.api.configure(fail_status=None)
+    assert status == "FAILURE", project.dagster.log_tail(lines=80)
+
+    # As the README says: every check of the raw table is listed as failed, in red; each one's
+    # latest execution reads "Execution failed".
+    _open_raw_table(page, project)
+    page.get_by_role("tab", name="Checks").click()
+    expect(page.get_by_text(f"Checks ({len(CHECK_STATUSES)})")).to_be_visible()
+    for name in CHECK_STATUSES:
+        entry = page.get_by_text(name, exact=True).first.locator(
+            "xpath=ancestor::*[.//*[@role='img']][1]"
+        )
+        expect(entry).to_contain_text("Failed")
+        expect(entry.get_by_role("img", name="cancel")).to_be_visible()
+        entry.click()
+        expect(page.get_by_text("Latest execution", exact=True)).to_be_visible()
+        expect(page.get_by_text("Execution failed", exact=True)).to_be_visible()
+    page.screenshot(path=artifacts / "06-raw-asset-checks-after-failed-run.png")
