@@ -36,13 +36,19 @@ query Checks($keys: [AssetKeyInput!]) {
 
 
 @pytest.fixture
+def dagster_url(postgres_server: PostgresServer) -> str:
+    """A database of its own for the Dagster instance's storage."""
+    return postgres_server.create_database()
+
+
+@pytest.fixture
 def project(
-    tmp_path: Path, postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    postgres_server: PostgresServer,
+    dagster_url: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[ServedProject]:
-    dagster_url, warehouse_url = (
-        postgres_server.create_database(),
-        postgres_server.create_database(),
-    )
+    warehouse_url = postgres_server.create_database()
     env = {
         "DAGSTER_POSTGRES_URL": dagster_url,
         "FULFILLMENT_DESTINATION": "postgres",
