@@ -14,7 +14,9 @@ from dagster import (
 )
 
 from fulfillment_assets.assets import RAW_ASSET_KEY
+from fulfillment_assets.checks import NOTHING_LOADED, cannot_read, unreadable
 from fulfillment_assets.versions import DISCARDED_COUNT, DISCARDED_SAMPLE
+from fulfillment_assets.warehouse import Warehouse
 
 
 @asset_check(
@@ -27,7 +29,15 @@ from fulfillment_assets.versions import DISCARDED_COUNT, DISCARDED_SAMPLE
         "version stored for their id (a lagging replica): the newer stored version was kept."
     ),
 )
-def updated_at_never_goes_back(context: AssetCheckExecutionContext) -> AssetCheckResult:
+def updated_at_never_goes_back(
+    context: AssetCheckExecutionContext, warehouse: Warehouse
+) -> AssetCheckResult:
+    # Never a pass on a table it cannot see, like every check here.
+    reason = unreadable(context.instance, warehouse, ("id", "updated_at"))
+    if reason:
+        return cannot_read(reason)
+    if reason == "":
+        return NOTHING_LOADED
     event = context.instance.get_latest_materialization_event(RAW_ASSET_KEY)
     materialization = event.asset_materialization if event else None
     metadata = materialization.metadata if materialization else {}
