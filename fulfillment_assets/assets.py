@@ -29,6 +29,7 @@ from fulfillment_assets.source import (
     describe_fulfillment,
     fulfillment,
 )
+from fulfillment_assets.versions import keep_newest, record_load
 from fulfillment_assets.warehouse import Warehouse, described_pipeline
 
 API_ASSET_KEY = AssetKey([settings.DATASET_NAME, "fulfillment_api"])
@@ -196,6 +197,7 @@ def fulfillment_dlt_assets(
         setting = API_KEY_SETTING if "api_key" in missing.fields else BASE_URL_SETTING
         raise Failure(f"the fulfillment source is not configured: set {setting}") from None
     with warehouse.loading_pipeline(context.log) as pipeline:
+        keep_newest(source, warehouse)
         for result in dlt.run(
             context=context,
             dlt_source=source,
@@ -204,7 +206,7 @@ def fulfillment_dlt_assets(
             loader_file_format=_loader_file_format(pipeline),
         ):
             if isinstance(result, MaterializeResult):
-                stats = _table_stats(warehouse)
+                stats = {**_table_stats(warehouse), **record_load(warehouse, pipeline)}
                 metadata = readable_load_metadata({**(result.metadata or {}), **stats})
                 yield result._replace(metadata=metadata)
             else:

@@ -15,6 +15,7 @@ from fulfillment_assets.incidents import fulfillment_alert_sensor
 from fulfillment_assets.models import model_assets, model_checks
 from fulfillment_assets.name_checks import field_names_distinct
 from fulfillment_assets.run_liveness import fulfillment_dead_run_sensor
+from fulfillment_assets.version_checks import updated_at_never_goes_back
 from fulfillment_assets.warehouse import Warehouse
 
 # One freshness policy for the raw table and everything built on it.
@@ -25,7 +26,12 @@ fresh_assets = map_asset_specs(
 
 defs = Definitions(
     assets=[fulfillment_api, *fresh_assets],
-    asset_checks=[*raw_table_checks, *model_checks, field_names_distinct],
+    asset_checks=[
+        *raw_table_checks,
+        *model_checks,
+        field_names_distinct,
+        updated_at_never_goes_back,
+    ],
     jobs=[fulfillment_refresh_job],
     schedules=[fulfillment_refresh_schedule],
     sensors=[fulfillment_freshness_sensor, fulfillment_alert_sensor, fulfillment_dead_run_sensor],

@@ -46,6 +46,7 @@ CHECK_NAMES = {
     "id_unique_and_not_null",
     "validated_plus_rejected_equals_raw",
     "field_names_distinct",
+    "updated_at_never_goes_back",
 }
 # Just the ingestion: for tests about loading, where the checks and models only cost time.
 RAW_ONLY = AssetSelection.assets(["fulfillment", "fulfillment_data"]).without_checks()
