@@ -17,6 +17,7 @@ from dagster import (
     AssetChecksDefinition,
     AssetCheckSeverity,
     DagsterInstance,
+    IntMetadataValue,
     MetadataValue,
     asset_check,
 )
@@ -113,7 +114,8 @@ def rows_at_latest_materialization(instance: DagsterInstance) -> int:
     event = instance.get_latest_materialization_event(RAW_ASSET_KEY)
     materialization = event.asset_materialization if event else None
     rows = materialization.metadata.get("dagster/row_count") if materialization else None
-    return int(rows.value) if rows is not None else 0
+    # The raw asset records its row count as an int (assets.py).
+    return int(rows.value or 0) if isinstance(rows, IntMetadataValue) else 0
 
 
 def unreadable(

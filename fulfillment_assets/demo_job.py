@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["SOURCES__FULFILLMENT__API_KEY"] = api_key
         job = refresh_job(verbose=args.verbose)
         # Configured loggers replace Dagster's default console logger (every event at DEBUG).
-        run_config = {} if args.verbose else {"loggers": {"steps": {}}}
+        run_config: dict[str, Any] = {} if args.verbose else {"loggers": {"steps": {}}}
         with DagsterInstance.get() as instance:
             result = job.execute_in_process(
                 run_config=run_config, instance=instance, raise_on_error=False

@@ -47,7 +47,9 @@ class StepLines(logging.Handler):
         return None
 
 
-@logger(description="Step starts, materializations and failures, one line each.")
+@logger(
+    config_schema=None, description="Step starts, materializations and failures, one line each."
+)
 def step_logger(init_context: InitLoggerContext) -> logging.Logger:
     steps = logging.Logger("fulfillment_assets.demo_steps", level=logging.DEBUG)
     steps.addHandler(StepLines())

@@ -118,7 +118,7 @@ def clear_errors(memory_limit: str | None = None) -> Iterator[None]:
 
 
 def _causes(error: BaseException | None) -> str:
-    texts = []
+    texts: list[str] = []
     while error is not None and len(texts) < 10:
         texts.append(str(error))
         error = error.__cause__ or error.__context__

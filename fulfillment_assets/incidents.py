@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import Any, Literal
 
 from dagster import (
     AssetCheckSeverity,
@@ -57,6 +57,7 @@ def run_link(run_id: str) -> str:
 def _ended_runs(instance: DagsterInstance, after: int | None) -> list[tuple[int, str, bool]]:
     """(storage id, run id, succeeded) of every run that ended after `after`, oldest first."""
     ended = []
+    event_type: Literal[DagsterEventType.RUN_SUCCESS, DagsterEventType.RUN_FAILURE]
     for event_type, succeeded in (
         (DagsterEventType.RUN_SUCCESS, True),
         (DagsterEventType.RUN_FAILURE, False),

@@ -4,6 +4,8 @@ validated + rejected = raw: every raw row lands in exactly one of them, the reje
 reasons, so no record is silently dropped. The summary is what a person would chart.
 """
 
+from typing import TypedDict
+
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
@@ -11,6 +13,7 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     Failure,
+    IntMetadataValue,
     MaterializeResult,
     MetadataValue,
     TableColumn,
@@ -40,7 +43,17 @@ NO_ORDERS = (
 # dlt data types the summary can bucket by day and add up; other shapes give NULL there.
 DAY_TYPES = {"timestamp", "date"}
 NUMBER_TYPES = {"double", "bigint", "decimal", "wei"}
-MODEL_ASSET_ATTRIBUTES = {
+
+
+class _ModelAssetAttributes(TypedDict):
+    """The keyword arguments every model asset shares, typed for `@asset(**...)`."""
+
+    group_name: str
+    kinds: set[str]
+    owners: list[str]
+
+
+MODEL_ASSET_ATTRIBUTES: _ModelAssetAttributes = {
     "group_name": settings.ASSET_GROUP,
     "kinds": {"sql", settings.destination_name()},
     "owners": OWNERS,
@@ -126,7 +139,7 @@ def summary_select(validated: dict[str, str], rejected: dict[str, str]) -> str:
     )
 
 
-def _table_result(warehouse: Warehouse, table: str, **metadata: object) -> MaterializeResult:
+def _table_result(warehouse: Warehouse, table: str, **metadata: MetadataValue) -> MaterializeResult:
     ((rows,),) = warehouse.query(f"SELECT count(*) FROM {table}")
     schema = TableSchema(
         columns=[
@@ -180,7 +193,11 @@ def orders_rejected(context: AssetExecutionContext, warehouse: Warehouse) -> Mat
     if raw_columns:
         ((raw_rows,),) = warehouse.query(f"SELECT count(*) FROM {RAW}")
     result = _table_result(warehouse, REJECTED)
-    rejected_rows = result.metadata["dagster/row_count"].value
+    # _table_result always sets the row count, as an int.
+    assert result.metadata is not None
+    row_count = result.metadata["dagster/row_count"]
+    assert isinstance(row_count, IntMetadataValue) and row_count.value is not None
+    rejected_rows = row_count.value
     return result._replace(
         metadata={
             **result.metadata,

@@ -12,6 +12,10 @@ import os
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dlt.common.schema import TColumnSchema
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,12 +59,12 @@ ORDER_STATUSES: tuple[str, ...] = (
 
 # Column hints for the loaded table: the three contract columns of the seed and the other fields
 # the API documents. Fields the API adds later are kept by dlt's schema evolution.
-CONTRACT_COLUMNS: dict[str, dict[str, object]] = {
+CONTRACT_COLUMNS: dict[str, TColumnSchema] = {
     "id": {"data_type": "bigint", "nullable": False},
     "customer_id": {"data_type": "text", "nullable": True},
     "order_status": {"data_type": "text", "nullable": True},
 }
-DOCUMENTED_COLUMNS: dict[str, dict[str, object]] = {
+DOCUMENTED_COLUMNS: dict[str, TColumnSchema] = {
     "created_at": {"data_type": "timestamp", "nullable": True},
     "updated_at": {"data_type": "timestamp", "nullable": True},
     "amount": {"data_type": "double", "nullable": True},

@@ -37,7 +37,9 @@ class Dialect:
     @classmethod
     def of(cls, destination_name: str, dataset_name: str) -> Dialect:
         """The dialect of a dlt destination by name, without connecting (catalog omitted)."""
-        caps = Destination.from_reference(destination_name).capabilities()
+        destination = Destination.from_reference(destination_name)
+        assert destination is not None  # None only for a None reference
+        caps = destination.capabilities()
 
         def table_path(table: str) -> list[str]:
             return [caps.casefold_identifier(dataset_name), caps.casefold_identifier(table)]
@@ -65,16 +67,16 @@ def literals(values: Iterable[Any]) -> str:
     return ", ".join(literal(value) for value in values)
 
 
-def parse(sql: str) -> exp.Expression:
+def parse(sql: str) -> exp.Expr:
     """One statement of the project's SQL."""
     return sqlglot.parse_one(sql, read=SOURCE_DIALECT)
 
 
-def render(sql: str | exp.Expression, dialect: Dialect) -> str:
+def render(sql: str | exp.Expr, dialect: Dialect) -> str:
     """The statement in the destination's dialect: tables qualified, identifiers folded."""
     tree = parse(sql) if isinstance(sql, str) else sql.copy()
 
-    def adapt(node: exp.Expression) -> exp.Expression:
+    def adapt(node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.Table) and not node.args.get("db"):
             *catalog, db, table = dialect.table_path(node.name)
             qualified = exp.table_(table, db=db, catalog=catalog[0] if catalog else None)

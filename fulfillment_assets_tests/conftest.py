@@ -18,9 +18,12 @@ from typing import Any
 
 import pytest
 from dagster import (
+    AssetsDefinition,
     AssetSelection,
+    AssetSpec,
     DagsterInstance,
     ExecuteInProcessResult,
+    SourceAsset,
     instance_for_test,
     materialize,
 )
@@ -148,7 +151,9 @@ def materialize_all(
     from fulfillment_assets.definitions import defs
 
     return materialize(
-        list(defs.assets or []) + list(defs.asset_checks or []),
+        # Definitions may also hold cacheable assets, which materialize does not take (none here).
+        [a for a in defs.assets or [] if isinstance(a, AssetsDefinition | AssetSpec | SourceAsset)]
+        + list(defs.asset_checks or []),
         resources=defs.resources,
         instance=instance,
         raise_on_error=raise_on_error,

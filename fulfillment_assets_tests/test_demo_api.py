@@ -289,7 +289,7 @@ def test_hang_offset_read_timeout(api: DemoApiServer) -> None:
     started = time.monotonic()
     with pytest.raises(requests.exceptions.ReadTimeout):
         requests.get(
-            api.url + PATH, params={"api_key": DEMO_API_KEY, "offset": 100}, timeout=(2, 0.3)
+            api.url + PATH, params={"api_key": DEMO_API_KEY, "offset": "100"}, timeout=(2, 0.3)
         )
     assert time.monotonic() - started < 2
     assert get(api, offset=0).status_code == 200
@@ -410,7 +410,11 @@ def _measure(seconds: float = 5.0) -> None:
     with DemoApiServer(DemoApiOptions(records=1_000_000), port=0) as api, requests.Session() as s:
         n, started = 0, time.perf_counter()
         while time.perf_counter() - started < seconds:
-            params = {"api_key": DEMO_API_KEY, "offset": n * 100, "limit": 100}
+            params: dict[str, str | int] = {
+                "api_key": DEMO_API_KEY,
+                "offset": n * 100,
+                "limit": 100,
+            }
             s.get(api.url + PATH, params=params, timeout=5).json()
             n += 1
         rate = n / (time.perf_counter() - started)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance, materialize
+from dagster import AssetsDefinition, AssetSpec, DagsterInstance, SourceAsset, materialize
 
 from fulfillment_assets import settings
 from fulfillment_assets.demo_api import DemoApiServer
@@ -101,8 +101,8 @@ def test_the_warehouse_resource_shows_its_settings_and_a_value_set_there_wins(
     other = tmp_path / "elsewhere.duckdb"
 
     result = materialize(
-        list(defs.assets or []),
-        resources={**defs.resources, "warehouse": Warehouse(duckdb_path=str(other))},
+        [a for a in defs.assets or [] if isinstance(a, AssetsDefinition | AssetSpec | SourceAsset)],
+        resources={**(defs.resources or {}), "warehouse": Warehouse(duckdb_path=str(other))},
         instance=instance,
         selection=RAW_ONLY,
     )

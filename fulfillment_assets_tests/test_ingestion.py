@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance
+from dagster import DagsterInstance, TableSchema
 
 from fulfillment_assets import settings
 from fulfillment_assets.demo_api import Dataset, DemoApiServer
@@ -52,10 +52,14 @@ def test_loads_exactly_the_api_records_and_a_rerun_adds_no_duplicates(
     assert table_snapshot(isolated_environment) == expected
     # Not a multiple of 100: 12 full pages and a short one, and no request past the end.
     # Every page once, and the empty page at `total` that confirms the end.
-    assert sorted(_ids_requested(demo_api)) == [*range(0, 1300, 100), 1234]
+    assert sorted(_ids_requested(demo_api), key=lambda offset: offset or 0) == [
+        *range(0, 1300, 100),
+        1234,
+    ]
     materialization = result.asset_materializations_for_node("fulfillment_ingest")[0]
     assert materialization.metadata["dagster/row_count"].value == 1234
     schema = materialization.metadata["dagster/column_schema"].value
+    assert isinstance(schema, TableSchema)
     assert {"id", "customer_id", "order_status"} <= {column.name for column in schema.columns}
 
     assert materialize_all(instance).success
@@ -232,7 +236,9 @@ def test_a_slow_api_is_read_ahead_concurrently_with_the_same_result(
 
     assert demo_api.max_in_flight > 2
     assert table_snapshot(isolated_environment) == _api_rows(demo_api)
-    assert sorted(_ids_requested(demo_api)) == list(range(0, 3001, 100))
+    assert sorted(_ids_requested(demo_api), key=lambda offset: offset or 0) == list(
+        range(0, 3001, 100)
+    )
 
 
 def test_without_total_the_walk_stays_sequential(

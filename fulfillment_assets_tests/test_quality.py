@@ -10,6 +10,7 @@ import pytest
 from dagster import AssetCheckSeverity, DagsterInstance
 
 from fulfillment_assets.demo_api import DemoApiOptions, DemoApiServer, make_record, record_ids_with
+from fulfillment_assets.demo_api.data import RecordKind
 from fulfillment_assets.settings import ORDER_STATUSES
 from fulfillment_assets_tests.conftest import CHECK_NAMES, TEST_API_KEY, materialize_all, query
 
@@ -20,10 +21,10 @@ pytestmark = pytest.mark.every_destination
 FAULTY = DemoApiOptions(
     records=1000,
     api_key=TEST_API_KEY,
-    missing_customer_id_ids={11, 22, 33, 44, 55},
-    missing_order_status_ids={66, 77, 88},
-    unknown_status_ids={101, 202, 303, 404},
-    duplicate_ids={500, 600, 700},
+    missing_customer_id_ids=frozenset({11, 22, 33, 44, 55}),
+    missing_order_status_ids=frozenset({66, 77, 88}),
+    unknown_status_ids=frozenset({101, 202, 303, 404}),
+    duplicate_ids=frozenset({500, 600, 700}),
 )
 CLEAN = DemoApiOptions(
     records=1000, api_key=TEST_API_KEY, null_customer_id_fraction=0, null_order_status_fraction=0
@@ -34,7 +35,7 @@ def _evaluations(result) -> dict:
     return {e.asset_check_key.name: e for e in result.get_asset_check_evaluations()}
 
 
-def _ids(kind: str, options: DemoApiOptions) -> set[int]:
+def _ids(kind: RecordKind, options: DemoApiOptions) -> set[int]:
     return record_ids_with(kind, options)
 
 
@@ -104,14 +105,18 @@ def test_null_fraction_above_the_error_threshold_fails_and_blocks_downstream(
     assert (customer.passed, customer.severity) == (False, AssetCheckSeverity.ERROR)
     expected = _ids("null_customer_id", options) | _ids("missing_customer_id", options)
     assert customer.metadata["offending_rows"].value == len(expected) > 50
-    materialized = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
+    materialized = {
+        e.asset_key.path[-1] for e in result.get_asset_materialization_events() if e.asset_key
+    }
     assert materialized == {"fulfillment_data"}
 
 
 def test_a_type_drift_fails_the_schema_contract_and_blocks_downstream(
     demo_api: DemoApiServer, instance: DagsterInstance, isolated_environment: Path
 ) -> None:
-    drift = DemoApiOptions(CLEAN.records, api_key=TEST_API_KEY, customer_id_as_int_ids={7, 8, 9})
+    drift = DemoApiOptions(
+        CLEAN.records, api_key=TEST_API_KEY, customer_id_as_int_ids=frozenset({7, 8, 9})
+    )
     demo_api.configure(drift)
 
     result = materialize_all(instance, raise_on_error=False)
@@ -127,7 +132,9 @@ def test_a_type_drift_fails_the_schema_contract_and_blocks_downstream(
         "SELECT id, customer_id__v_bigint FROM fulfillment.fulfillment_data "
         "WHERE customer_id__v_bigint IS NOT NULL ORDER BY id",
     ) == [(i, int(make_record(i)["customer_id"][1:])) for i in (7, 8, 9)]
-    materialized = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
+    materialized = {
+        e.asset_key.path[-1] for e in result.get_asset_materialization_events() if e.asset_key
+    }
     assert "orders_validated" not in materialized
 
 

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 import pytest
@@ -21,7 +22,7 @@ from dagster import instance_for_test
 from fulfillment_assets.demo_api import DemoApiOptions, DemoApiServer
 from fulfillment_assets_tests.conftest import TEST_API_KEY, failure_message, materialize_all
 
-FAILING = {
+FAILING: dict[str, dict[str, Any]] = {
     "forbidden": {"forbidden": True},
     "persistent 500": {"fail_status": 500},
     "html page": {"malformed": "html", "malformed_offset": 100},
@@ -140,6 +141,7 @@ def test_the_demo_api_cli_never_prints_its_key(tmp_path: Path) -> None:
         text=True,
     )
     try:
+        assert server.stdout is not None
         first_line = server.stdout.readline()
         assert f"http://127.0.0.1:{port}" in first_line
         bad = requests.get(f"http://127.0.0.1:{port}/v1/fulfillment?api_key=wrong", timeout=5)

@@ -33,9 +33,9 @@ def test_every_statement_of_a_full_run_renders_and_parses_for_every_destination(
         DemoApiOptions(
             records=300,
             api_key=TEST_API_KEY,
-            missing_customer_id_ids={3},
-            unknown_status_ids={5},
-            customer_id_as_int_ids={7},
+            missing_customer_id_ids=frozenset({3}),
+            unknown_status_ids=frozenset({5}),
+            customer_id_as_int_ids=frozenset({7}),
         )
     )
     with caplog.at_level(logging.DEBUG, logger="fulfillment_assets.warehouse"):
@@ -43,9 +43,11 @@ def test_every_statement_of_a_full_run_renders_and_parses_for_every_destination(
         monkeypatch.setenv("FULFILLMENT_ACCEPTED_STATUSES", "pending,shipped")
         materialize_all(instance, raise_on_error=False)
     statements = {
-        record.args[0]
+        str(record.args[0])
         for record in caplog.records
-        if record.name == "fulfillment_assets.warehouse" and record.msg == "project SQL: %s"
+        if isinstance(record.args, tuple)
+        and record.name == "fulfillment_assets.warehouse"
+        and record.msg == "project SQL: %s"
     }
     assert len(statements) > 15, statements
     for statement in statements:

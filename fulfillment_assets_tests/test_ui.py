@@ -193,7 +193,7 @@ def _rendered_graph(page: Page) -> dict[str, Any]:
     return page.evaluate(RENDERED_GRAPH_JS, ASSETS)
 
 
-def _edges_between_nodes(graph: dict[str, Any]) -> set[tuple[str, str]]:
+def _edges_between_nodes(graph: dict[str, Any]) -> set[tuple[str | None, str | None]]:
     """(upstream, downstream) names: an edge leaves a node's right side, ends at another's left."""
 
     def node_at(x: float, y: float, side: str) -> str | None:

@@ -44,7 +44,7 @@ class WebhookReceiver:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/hooks/alerts"
+        return f"http://{host!s}:{port}/hooks/alerts"
 
     @property
     def messages(self) -> list[str]:

@@ -20,4 +20,6 @@ ruff check .
 ruff format --check .
 # dg reads [tool.dg] in pyproject.toml; VIRTUAL_ENV tells it the project's .venv is the active one.
 VIRTUAL_ENV="$PWD/.venv" dg check defs
+# The type checker: [tool.mypy] in pyproject.toml says what it checks.
+mypy
 exec python -m pytest "$@"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from functools import partial
+from typing import Any
 
 import dlt
 import pyarrow as pa
@@ -151,8 +152,10 @@ def fulfillment(
     (pages,) = rest_api_resources(config)
     # The same table hints as the rest_api resource: the seed's defaults plus its own.
     (resource_config,) = config["resources"]
-    hints = {
-        **config["resource_defaults"],
+    assert isinstance(resource_config, dict)  # fulfillment_config's one resource is a dict
+    # dlt.resource's keyword arguments, each of its own type.
+    hints: dict[str, Any] = {
+        **(config["resource_defaults"] or {}),
         **{k: v for k, v in resource_config.items() if k not in ("name", "endpoint")},
     }
 

@@ -15,6 +15,7 @@ import dlt
 import orjson
 import pyarrow as pa
 from dlt.common.normalizers.naming.snake_case import NamingConvention
+from dlt.common.schema import TColumnSchema
 
 from fulfillment_assets import settings
 
@@ -114,7 +115,7 @@ def collision_hints(table: pa.Table, page_fields: list[str]) -> Any:
     renamed = colliding_fields(page_fields)
     if not renamed:
         return table
-    columns = {
+    columns: dict[str, TColumnSchema] = {
         column: {
             "name": column,
             "description": f"API field `{field}`, whose name normalizes onto "

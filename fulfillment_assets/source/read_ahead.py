@@ -15,7 +15,7 @@ import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import requests
 from dlt.sources.helpers.requests import Client
@@ -40,14 +40,19 @@ class _Walk(NamedTuple):
     """What identifies a paginated request across its pages: everything but the offset."""
 
     method: str | None
-    url: str | None
+    url: str | bytes | None
     params: tuple[tuple[str, Any], ...]
     auth: Any
     offset: int
 
 
+def _params(request: requests.Request) -> dict[str, Any]:
+    """A request's params: requests also takes pairs or a string, rest_api always a dict."""
+    return cast("dict[str, Any]", request.params or {})
+
+
 def _walk_of(request: requests.Request) -> _Walk:
-    params = request.params or {}
+    params = _params(request)
     rest = tuple(sorted((k, str(v)) for k, v in params.items() if k != "offset"))
     return _Walk(request.method, request.url, rest, request.auth, int(params.get("offset", 0)))
 
@@ -98,14 +103,14 @@ class ReadAheadSession(requests.Session):
                     request.method,
                     request.url,
                     headers=dict(request.headers or {}),
-                    params=dict(request.params or {}),
+                    params=dict(_params(request)),
                     auth=request.auth,
                     hooks=request.hooks,
                 )
             self._walk, self._handed_out = walk, fetch
         return fetch.request if fetch is not None else super().prepare_request(request)
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         with self._lock:
             fetch, self._handed_out = self._handed_out, None
             walk = self._walk
@@ -195,7 +200,7 @@ class ReadAheadSession(requests.Session):
                     template.method,
                     template.url,
                     headers=template.headers,
-                    params={**template.params, "offset": offset},
+                    params={**_params(template), "offset": offset},
                     auth=template.auth,
                     hooks=template.hooks,
                 )
