@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from fulfillment_assets.demo_api.changes import parse_since
 from fulfillment_assets.demo_api.data import Dataset
 from fulfillment_assets.demo_api.options import (
     DemoApiOptions,
@@ -33,6 +34,8 @@ class RequestRecord(NamedTuple):
     limit: int | None
     status: int
     at: float
+    # The updated_since value as sent (None when absent or the API does not filter).
+    updated_since: str | None = None
 
 
 class _Live(NamedTuple):
@@ -65,9 +68,11 @@ class DemoApiState:
         self.live = _Live(options, Dataset(options), {})
         return options
 
-    def log(self, offset: int | None, limit: int | None, status: int) -> None:
+    def log(
+        self, offset: int | None, limit: int | None, status: int, since: str | None = None
+    ) -> None:
         with self._lock:
-            self._log.append(RequestRecord(offset, limit, status, time.monotonic()))
+            self._log.append(RequestRecord(offset, limit, status, time.monotonic(), since))
 
     @property
     def requests(self) -> list[RequestRecord]:
@@ -219,15 +224,22 @@ def build_app(options: DemoApiOptions | None = None) -> Starlette:
 
         ds = live.dataset
         page_limit = min(limit, opts.max_limit)
-        payload: dict[str, Any] = {"data": ds.page(offset, page_limit)}
+        raw_since = params.get(opts.updated_since_param) if opts.updated_since_param else None
+        since = None if raw_since is None else parse_since(raw_since)
+        if raw_since is not None and since is None:
+            state.log(offset, limit, 400, raw_since)
+            error = f"{opts.updated_since_param} must be an ISO-8601 timestamp"
+            return _json(400, {"error": error})
+        payload: dict[str, Any] = {"data": ds.page(offset, page_limit, since)}
         if opts.include_total and not opts.endless:
             grows = opts.malformed == "total_changes" and offset >= opts.malformed_offset
-            payload["total"] = ds.total + 50 if grows else ds.total
+            total = ds.served_total(since)
+            payload["total"] = total + 50 if grows else total
             if opts.reported_total is not None:
                 payload["total"] = opts.reported_total
         payload["offset"] = offset
         payload["limit"] = page_limit
-        state.log(offset, limit, 200)
+        state.log(offset, limit, 200, raw_since)
         if offset == opts.drip_offset:
             return _DripResponse(orjson.dumps(payload), state)
         if offset == opts.drop_connection_offset:
