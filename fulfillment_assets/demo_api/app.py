@@ -194,18 +194,20 @@ def build_app(options: DemoApiOptions | None = None) -> Starlette:
         if opts.latency_ms:
             await asyncio.sleep(opts.latency_ms / 1000)
         params = request.query_params
+        # Logged even when this API ignores it (the seed's API): tests see what clients send.
+        sent = params.get(opts.updated_since_param or "updated_since")
         offset = _int_param(params.get("offset"), 0)
         limit = _int_param(params.get("limit"), 100)
         if params.get("api_key") != opts.api_key:
-            state.log(offset, limit, 401)
+            state.log(offset, limit, 401, sent)
             sent = params.get("api_key") if opts.echo_key else None
             error = f"invalid or expired API key: {sent}" if sent else "invalid or missing api_key"
             return _json(401, {"error": error})
         if opts.forbidden:
-            state.log(offset, limit, 403)
+            state.log(offset, limit, 403, sent)
             return _json(403, {"error": "forbidden"})
         if offset is None or limit is None:
-            state.log(offset, limit, 400)
+            state.log(offset, limit, 400, sent)
             return _json(400, {"error": "offset and limit must be non-negative integers"})
         if offset == opts.hang_offset:
             await _hang(request.receive, opts.hang_seconds, state)
@@ -218,16 +220,16 @@ def build_app(options: DemoApiOptions | None = None) -> Starlette:
                 headers = None
                 if opts.retry_after is not None and opts.fail_status in (429, 503):
                     headers = {"Retry-After": opts.retry_after}
-                state.log(offset, limit, opts.fail_status)
+                state.log(offset, limit, opts.fail_status, sent)
                 error = f"injected fault, key {opts.api_key}" if opts.echo_key else "injected fault"
                 return _json(opts.fail_status, {"error": error}, headers)
 
         ds = live.dataset
         page_limit = min(limit, opts.max_limit)
-        raw_since = params.get(opts.updated_since_param) if opts.updated_since_param else None
+        raw_since = sent if opts.updated_since_param else None
         since = None if raw_since is None else parse_since(raw_since)
         if raw_since is not None and since is None:
-            state.log(offset, limit, 400, raw_since)
+            state.log(offset, limit, 400, sent)
             error = f"{opts.updated_since_param} must be an ISO-8601 timestamp"
             return _json(400, {"error": error})
         payload: dict[str, Any] = {"data": ds.page(offset, page_limit, since)}
@@ -239,7 +241,7 @@ def build_app(options: DemoApiOptions | None = None) -> Starlette:
                 payload["total"] = opts.reported_total
         payload["offset"] = offset
         payload["limit"] = page_limit
-        state.log(offset, limit, 200, raw_since)
+        state.log(offset, limit, 200, sent)
         if offset == opts.drip_offset:
             return _DripResponse(orjson.dumps(payload), state)
         if offset == opts.drop_connection_offset:
