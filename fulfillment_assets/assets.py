@@ -29,6 +29,7 @@ from fulfillment_assets.source import (
     describe_fulfillment,
     fulfillment,
 )
+from fulfillment_assets.sync_metadata import IngestConfig, sync_metadata
 from fulfillment_assets.versions import keep_newest, record_load
 from fulfillment_assets.warehouse import Warehouse, described_pipeline
 
@@ -56,6 +57,10 @@ DLT_COLUMN_DESCRIPTIONS = {
         "started), also in the dataset's `_dlt_loads` table."
     ),
     "_dlt_id": "dlt's unique id of the row.",
+    "_deleted_at": (
+        "When a full sync first found the order missing from the API (UTC); NULL while the API "
+        "returns it. The models leave such rows out."
+    ),
 }
 # Column hints dlt keeps that say something to a reader of the table; the rest (precision,
 # x-normalizer, ...) are dlt's bookkeeping.
@@ -188,11 +193,14 @@ def _loader_file_format(pipeline: Any) -> str | None:
     pool="fulfillment_ingest",
 )
 def fulfillment_dlt_assets(
-    context: AssetExecutionContext, dlt: DagsterDltResource, warehouse: Warehouse
+    context: AssetExecutionContext,
+    dlt: DagsterDltResource,
+    warehouse: Warehouse,
+    config: IngestConfig,
 ) -> Iterator[Any]:
     """Loads the fulfillment API into the raw table; configuration is resolved per run."""
     try:
-        source = fulfillment()
+        source = fulfillment(full_refresh=config.full_refresh)
     except ConfigFieldMissingException as missing:
         setting = API_KEY_SETTING if "api_key" in missing.fields else BASE_URL_SETTING
         raise Failure(f"the fulfillment source is not configured: set {setting}") from None
@@ -206,8 +214,9 @@ def fulfillment_dlt_assets(
             loader_file_format=_loader_file_format(pipeline),
         ):
             if isinstance(result, MaterializeResult):
+                sync = sync_metadata(context, pipeline, warehouse)
                 stats = {**_table_stats(warehouse), **record_load(warehouse, pipeline)}
-                metadata = readable_load_metadata({**(result.metadata or {}), **stats})
+                metadata = readable_load_metadata({**(result.metadata or {}), **stats, **sync})
                 yield result._replace(metadata=metadata)
             else:
                 yield result

@@ -72,7 +72,7 @@ def record_load(warehouse: Warehouse, pipeline: Any) -> dict[str, Any]:
     count = 0
     if load_ids and loaded and _exists(warehouse):
         # The load's rows as dlt staged them, before the merge discarded the older ones.
-        staged = f"{_staging_dataset(pipeline)}.{RAW}"
+        staged = staged_table(pipeline)
         older = (
             f"FROM {staged} AS arrived JOIN {VERSIONS} AS stored "
             "ON stored.version_id = arrived.id "
@@ -102,10 +102,12 @@ def _exists(warehouse: Warehouse) -> bool:
     return bool(warehouse.columns(VERSIONS))
 
 
-def _staging_dataset(pipeline: Any) -> str:
-    """The dataset where dlt stages a merge's rows (`fulfillment_staging` by default)."""
+def staged_table(pipeline: Any) -> str:
+    """The table where dlt staged the last merge's rows, all of them, including those the merge
+    then discarded (`fulfillment_staging.fulfillment_data` by default)."""
     layout = pipeline.destination_client().config.staging_dataset_name_layout
-    return layout % pipeline.dataset_name if "%s" in layout else layout
+    dataset = layout % pipeline.dataset_name if "%s" in layout else layout
+    return f"{dataset}.{RAW}"
 
 
 def _bring_up_to_date(warehouse: Warehouse) -> None:

@@ -46,7 +46,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-after", help="Retry-After value sent with 429/503 faults")
     p.add_argument("--malformed", choices=MALFORMED_KINDS)
     p.add_argument("--malformed-offset", type=int, default=0)
+    p.add_argument("--changed", type=_ids, default=frozenset(), help="ids updated, e.g. 5,17")
+    p.add_argument("--added", type=int, default=0, help="records added after the last id")
+    p.add_argument("--removed", type=_ids, default=frozenset(), help="ids no longer served")
+    p.add_argument("--updated-since-param", default="updated_since", help="'' ignores it")
     return p
+
+
+def _ids(text: str) -> frozenset[int]:
+    return frozenset(int(part) for part in text.split(",") if part.strip())
 
 
 def _options(args: argparse.Namespace, api_key: str) -> DemoApiOptions:
@@ -64,6 +72,10 @@ def _options(args: argparse.Namespace, api_key: str) -> DemoApiOptions:
         retry_after=args.retry_after,
         malformed=args.malformed,
         malformed_offset=args.malformed_offset,
+        changed_ids=args.changed,
+        added_records=args.added,
+        removed_ids=args.removed,
+        updated_since_param=args.updated_since_param or None,
     )
 
 

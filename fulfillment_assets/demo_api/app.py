@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from fulfillment_assets.demo_api.changes import parse_since
 from fulfillment_assets.demo_api.data import Dataset
 from fulfillment_assets.demo_api.options import (
     DemoApiOptions,
@@ -34,6 +35,8 @@ class RequestRecord(NamedTuple):
     limit: int | None
     status: int
     at: float
+    # The updated_since value as sent (None when absent or the API does not filter).
+    updated_since: str | None = None
 
 
 class _Live(NamedTuple):
@@ -66,9 +69,11 @@ class DemoApiState:
         self.live = _Live(options, Dataset(options), {})
         return options
 
-    def log(self, offset: int | None, limit: int | None, status: int) -> None:
+    def log(
+        self, offset: int | None, limit: int | None, status: int, since: str | None = None
+    ) -> None:
         with self._lock:
-            self._log.append(RequestRecord(offset, limit, status, time.monotonic()))
+            self._log.append(RequestRecord(offset, limit, status, time.monotonic(), since))
 
     @property
     def requests(self) -> list[RequestRecord]:
@@ -197,18 +202,20 @@ def build_app(options: DemoApiOptions | None = None) -> Starlette:
         if opts.latency_ms:
             await asyncio.sleep(opts.latency_ms / 1000)
         params = request.query_params
+        # Logged even when this API ignores it (the seed's API): tests see what clients send.
+        sent = params.get(opts.updated_since_param or "updated_since")
         offset = _int_param(params.get("offset"), 0)
         limit = _int_param(params.get("limit"), 100)
         if params.get("api_key") != opts.api_key:
-            state.log(offset, limit, 401)
+            state.log(offset, limit, 401, sent)
             sent = params.get("api_key") if opts.echo_key else None
             error = f"invalid or expired API key: {sent}" if sent else "invalid or missing api_key"
             return _json(401, {"error": error})
         if opts.forbidden:
-            state.log(offset, limit, 403)
+            state.log(offset, limit, 403, sent)
             return _json(403, {"error": "forbidden"})
         if offset is None or limit is None:
-            state.log(offset, limit, 400)
+            state.log(offset, limit, 400, sent)
             return _json(400, {"error": "offset and limit must be non-negative integers"})
         if offset == opts.hang_offset:
             await _hang(request.receive, opts.hang_seconds, state)
@@ -221,21 +228,28 @@ def build_app(options: DemoApiOptions | None = None) -> Starlette:
                 headers = None
                 if opts.retry_after is not None and opts.fail_status in (429, 503):
                     headers = {"Retry-After": _retry_after(opts.retry_after)}
-                state.log(offset, limit, opts.fail_status)
+                state.log(offset, limit, opts.fail_status, sent)
                 error = f"injected fault, key {opts.api_key}" if opts.echo_key else "injected fault"
                 return _json(opts.fail_status, {"error": error}, headers)
 
         ds = live.dataset
         page_limit = min(limit, opts.max_limit)
-        payload: dict[str, Any] = {"data": ds.page(offset, page_limit)}
+        raw_since = sent if opts.updated_since_param else None
+        since = None if raw_since is None else parse_since(raw_since)
+        if raw_since is not None and since is None:
+            state.log(offset, limit, 400, sent)
+            error = f"{opts.updated_since_param} must be an ISO-8601 timestamp"
+            return _json(400, {"error": error})
+        payload: dict[str, Any] = {"data": ds.page(offset, page_limit, since)}
         if opts.include_total and not opts.endless:
             grows = opts.malformed == "total_changes" and offset >= opts.malformed_offset
-            payload["total"] = ds.total + 50 if grows else ds.total
+            total = ds.served_total(since)
+            payload["total"] = total + 50 if grows else total
             if opts.reported_total is not None:
                 payload["total"] = opts.reported_total
         payload["offset"] = offset
         payload["limit"] = page_limit
-        state.log(offset, limit, 200)
+        state.log(offset, limit, 200, sent)
         if offset == opts.drip_offset:
             return _DripResponse(orjson.dumps(payload), state)
         if offset == opts.drop_connection_offset:

@@ -67,15 +67,35 @@ def _ts(seconds: int) -> str:
     return _day(day) + _HHMM[minutes] + _SSZ[second]
 
 
+def _hashes(record_id: int, seed: int) -> tuple[int, int]:
+    h = _mix((seed * 0x9E3779B97F4A7C15 + record_id) & _M64)
+    return h, _mix(h ^ 0xD6E8FEB86659FD93)
+
+
+def _times(h: int, h2: int, status: str, version: int) -> tuple[int, int | None, int]:
+    created = _END - 1 - h % _WINDOW
+    shipped = created + 3_600 * (2 + (h >> 44) % 70) if status in _SHIPPED else None
+    return created, shipped, (shipped or created) + (h2 >> 32) % 86_400 + version * 86_400
+
+
+def base_updated_at(record_id: int, *, seed: int = 0, version: int = 0) -> int:
+    """`updated_at` of `make_record`, in Unix seconds, without building the record."""
+    h, h2 = _hashes(record_id, seed)
+    return _times(h, h2, _STATUS_TABLE[(h >> 24) % len(_STATUS_TABLE)], version)[2]
+
+
+# No base record of a version is updated later than this (created < _END, shipped at most 71 h
+# later, updated up to a day after that): changed records are served after it.
+def base_updated_bound(version: int) -> int:
+    return _END - 1 + 71 * 3_600 + 86_399 + version * 86_400
+
+
 def make_record(record_id: int, *, seed: int = 0, version: int = 0) -> dict[str, Any]:
     """The clean record for one id; data-quality knobs are applied by `Dataset`."""
-    h = _mix((seed * 0x9E3779B97F4A7C15 + record_id) & _M64)
-    h2 = _mix(h ^ 0xD6E8FEB86659FD93)
-    created = _END - 1 - h % _WINDOW
+    h, h2 = _hashes(record_id, seed)
     status = _STATUS_TABLE[(h >> 24) % len(_STATUS_TABLE)]
     carrier, prefix = _CARRIERS[(h >> 40) & 3]
-    shipped = created + 3_600 * (2 + (h >> 44) % 70) if status in _SHIPPED else None
-    updated = (shipped or created) + (h2 >> 32) % 86_400 + version * 86_400
+    created, shipped, updated = _times(h, h2, status, version)
     return {
         "id": record_id,
         "customer_id": "C" + str(1 + h2 % 50_000).zfill(5),  # 2x cheaper than f"{:05d}"
@@ -128,6 +148,9 @@ class Dataset:
         self.customer_int = options.customer_id_as_int_ids
         self.unknown = options.unknown_status_ids
         self.extra = dict(options.extra_fields)
+        from fulfillment_assets.demo_api.changes import Changes  # it builds on this module
+
+        self.changes = Changes(options)
         # One membership test per record decides whether any knob applies to it.
         self.touched = (
             self.null_customer
@@ -141,9 +164,12 @@ class Dataset:
     def record(self, record_id: int, version: int | None = None) -> dict[str, Any]:
         """One served record. Precedence: missing key > explicit id sets > null fractions."""
         version = self.version if version is None else version
-        rec = make_record(record_id, seed=self.seed, version=version)
+        new = not self.endless and self.changes.is_new(record_id)
+        rec = make_record(record_id, seed=self.seed, version=version + new)
+        if new:
+            rec["updated_at"] = _ts(self.changes.updated_at(record_id))
         key = record_id
-        if key > self.n > 0:
+        if self.endless and key > self.n > 0:
             # Only endless mode goes past N; every knob repeats every N ids there.
             key = (key - 1) % self.n + 1
         if key in self.touched:
@@ -163,10 +189,20 @@ class Dataset:
             rec.update(self.extra)
         return rec
 
-    def page(self, offset: int, limit: int) -> list[dict[str, Any]]:
-        """Rows [offset, offset + limit) of the served sequence."""
+    def served_total(self, since: int | None = None) -> int:
+        """How many records the served sequence has (filtered to `updated_at >= since`)."""
+        if since is not None and not self.endless:
+            return len(self.changes.filtered(since))
+        return len(self.changes.ids()) if self.changes.active else self.total
+
+    def page(self, offset: int, limit: int, since: int | None = None) -> list[dict[str, Any]]:
+        """Rows [offset, offset + limit) of the served sequence (filtered to `updated_at >=
+        since`: in id order, without duplicate copies)."""
         if self.endless:
             return [self.record(i) for i in range(offset + 1, offset + limit + 1)]
+        if since is not None or self.changes.active:
+            ids = self.changes.ids() if since is None else self.changes.filtered(since)
+            return [self.record(i) for i in ids[offset : offset + limit]]
         end = min(offset + limit, self.total)
         if offset >= end:
             return []

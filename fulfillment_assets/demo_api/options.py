@@ -26,6 +26,8 @@ _ID_SET_FIELDS = (
     "unknown_status_ids",
     "duplicate_ids",
     "customer_id_as_int_ids",
+    "changed_ids",
+    "removed_ids",
 )
 
 
@@ -69,6 +71,13 @@ class DemoApiOptions:
     duplicate_version: int | None = None
     customer_id_as_int_ids: frozenset[int] = frozenset()
     extra_fields: dict[str, object] = field(default_factory=dict)
+    # Incremental sync: the query parameter that filters to `updated_at >= value` (None: the
+    # seed's API, which ignores it), and data that changed since the first run (changes.py).
+    updated_since_param: str | None = "updated_since"
+    changed_ids: frozenset[int] = frozenset()  # updated after every base record
+    change_generation: int = 1  # later generations are newer still
+    added_records: int = 0  # ids N+1..N+k, as new as the changed ones
+    removed_ids: frozenset[int] = frozenset()  # no longer served
 
     def __post_init__(self) -> None:
         # Accept any iterable of ids (lists, sets) so configure() calls stay terse.
@@ -77,12 +86,14 @@ class DemoApiOptions:
         if self.fail_offsets is not None:
             object.__setattr__(self, "fail_offsets", frozenset(self.fail_offsets))
         object.__setattr__(self, "extra_fields", dict(self.extra_fields))
-        if self.records < 0 or self.max_limit < 1:
-            raise ValueError("records must be >= 0 and max_limit >= 1")
+        if self.records < 0 or self.max_limit < 1 or self.added_records < 0:
+            raise ValueError("records and added_records must be >= 0, max_limit >= 1")
         for name in ("null_customer_id_fraction", "null_order_status_fraction"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be between 0 and 1")
         if self.malformed is not None and self.malformed not in MALFORMED_KINDS:
             raise ValueError(f"malformed must be one of {MALFORMED_KINDS}")
+        if self.change_generation < 1:
+            raise ValueError("change_generation must be >= 1")
         if self.fail_status is not None and not 100 <= self.fail_status <= 599:
             raise ValueError("fail_status must be an HTTP status code")

@@ -40,6 +40,7 @@ from fulfillment_assets.source.http import (
     raise_for_status,
     retrying_client,
 )
+from fulfillment_assets.source.incremental import fulfillment_resource
 from fulfillment_assets.source.pages import FulfillmentPaginator, check_page
 from fulfillment_assets.source.read_ahead import ReadAheadSession
 
@@ -63,7 +64,11 @@ DATA_SELECTOR = jsonpath.compile_path("data")
 
 
 def fulfillment_config(
-    base_url: str, api_key: str, session: ReadAheadSession, paginator: FulfillmentPaginator
+    base_url: str,
+    api_key: str,
+    session: ReadAheadSession,
+    paginator: FulfillmentPaginator,
+    params: dict[str, str] | None = None,
 ) -> RESTAPIConfig:
     """The seed's rest_api configuration, with this project's session, paginator and hints."""
     mask = session.mask
@@ -79,6 +84,7 @@ def fulfillment_config(
                 "name": settings.RESOURCE_NAME,
                 "endpoint": {
                     "path": settings.ENDPOINT_PATH,
+                    "params": params or {},
                     "data_selector": DATA_SELECTOR,
                     "paginator": paginator,
                     "response_actions": [
@@ -135,6 +141,10 @@ def fulfillment(
     backoff_factor: float = settings.BACKOFF_FACTOR,
     allow_insecure_http: bool = False,
     arrow_batch_rows: int = settings.ARROW_BATCH_ROWS,
+    updated_since_param: str | None = None,
+    cursor_field: str = "updated_at",
+    lookback_seconds: int = 3600,
+    full_refresh: bool = False,
 ) -> list[DltResource]:
     """Fulfillment records from `GET {base_url}/v1/fulfillment`, one resource: fulfillment_data."""
     mask = KeyMask(api_key, base_url)
@@ -149,17 +159,20 @@ def fulfillment(
     )
     paginator = FulfillmentPaginator(page_limit, max_records)
     config = fulfillment_config(base_url, api_key, session, paginator)
-    (pages,) = rest_api_resources(config)
     # The same table hints as the rest_api resource: the seed's defaults plus its own.
     (resource_config,) = config["resources"]
     assert isinstance(resource_config, dict)  # fulfillment_config's one resource is a dict
     # dlt.resource's keyword arguments, each of its own type.
     hints: dict[str, Any] = {
         **(config["resource_defaults"] or {}),
-        **{k: v for k, v in resource_config.items() if k not in ("name", "endpoint")},
+        **{k: v for k, v in resource_config.items() if k != "endpoint"},
     }
 
-    def fulfillment_batches() -> Iterator[pa.Table | dict]:
+    def fulfillment_batches(params: dict[str, str]) -> Iterator[pa.Table | dict]:
+        # Built per walk: the incremental cursor decides the params when the resource runs.
+        (pages,) = rest_api_resources(
+            fulfillment_config(base_url, api_key, session, paginator, params)
+        )
         try:
             if arrow_batch_rows:
                 yield from arrow_batches(pages, arrow_batch_rows)
@@ -168,7 +181,16 @@ def fulfillment(
         finally:
             session.close()  # a failed page leaves no fetches running behind it
 
-    return [dlt.resource(fulfillment_batches(), name=pages.name, **hints)]
+    return [
+        fulfillment_resource(
+            fulfillment_batches,
+            hints,
+            updated_since_param=updated_since_param or None,
+            cursor_field=cursor_field,
+            lookback_seconds=lookback_seconds,
+            full_refresh=full_refresh,
+        )
+    ]
 
 
 def describe_fulfillment() -> DltSource:

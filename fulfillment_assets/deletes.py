@@ -1,0 +1,80 @@
+"""Orders the API no longer returns: marked with `_deleted_at` after a complete full walk.
+
+After a full walk's merge (dlt's delete-insert), every row the walk returned carries this load's
+`_dlt_load_id` and a NULL `_deleted_at` (the column is declared, so the merge writes it). The rows
+with another load id were not returned: they get this run's time, once (the first run that
+noticed keeps its time). Nothing is removed: the raw table keeps them; the models leave them out.
+An incremental walk returns only what changed, so it never marks anything.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dlt
+from dagster import Failure
+
+from fulfillment_assets import settings
+from fulfillment_assets.sql import literal
+from fulfillment_assets.warehouse import Warehouse
+
+DELETED_AT = "_deleted_at"
+MAX_DELETE_FRACTION_SETTING = "SOURCES__FULFILLMENT__MAX_DELETE_FRACTION"
+DEFAULT_MAX_DELETE_FRACTION = 0.5
+
+
+def max_delete_fraction() -> float:
+    """SOURCES__FULFILLMENT__MAX_DELETE_FRACTION (or `max_delete_fraction` under
+    [sources.fulfillment]): the most of the table one walk may mark deleted."""
+    value = dlt.config.get(f"sources.{settings.SOURCE_NAME}.max_delete_fraction")
+    if value is None:
+        return DEFAULT_MAX_DELETE_FRACTION
+    try:
+        fraction = float(value)
+    except (TypeError, ValueError):
+        fraction = -1.0
+    if not 0 <= fraction <= 1:
+        raise Failure(f"{MAX_DELETE_FRACTION_SETTING} is {value!r}: expected a number from 0 to 1")
+    return fraction
+
+
+def not_deleted(raw_columns: dict[str, str]) -> str:
+    """The condition for rows the API still returns (every row, before the column exists)."""
+    return f"{DELETED_AT} IS NULL" if DELETED_AT in raw_columns else "TRUE"
+
+
+def mark_deleted(
+    warehouse: Warehouse, load_id: str, noticed_at: dt.datetime, staged_table: str
+) -> tuple[int, int]:
+    """Marks the rows a complete walk (load `load_id`) did not return; (marked, table rows).
+
+    A row the walk returned in an older version than the stored one keeps its older load id (the
+    merge kept the newer row, `versions.py`), but it was returned: `staged_table` holds every
+    record of the load as dlt staged it.
+
+    Fails, marking none, if that would be more than the allowed fraction of the table: an API
+    that suddenly returns a partial list must not empty the models."""
+    table = settings.RESOURCE_NAME
+    limit = max_delete_fraction()
+    unmarked = (
+        f"_dlt_load_id <> {literal(load_id)} AND {DELETED_AT} IS NULL AND id NOT IN "
+        f"(SELECT id FROM {staged_table} WHERE _dlt_load_id = {literal(load_id)})"
+    )
+    ((rows, to_mark),) = warehouse.query(
+        f"SELECT count(*), count(*) FILTER (WHERE {unmarked}) FROM {table}"
+    )
+    if rows and to_mark / rows > limit:
+        raise Failure(
+            f"the full walk would mark {to_mark} of the {rows} rows of {settings.DATASET_NAME}."
+            f"{table} as deleted ({to_mark / rows:.0%}), more than "
+            f"{MAX_DELETE_FRACTION_SETTING}={limit} of the table: marked none (the "
+            "load itself is kept). If the API really dropped them, raise the setting and run a "
+            "full refresh; otherwise check the API."
+        )
+    if to_mark:
+        stamp = noticed_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00")
+        warehouse.execute(
+            f"UPDATE {table} SET {DELETED_AT} = CAST({literal(stamp)} AS TIMESTAMPTZ) "
+            f"WHERE {unmarked}"
+        )
+    return to_mark, rows
