@@ -10,6 +10,7 @@ An incremental walk returns only what changed, so it never marks anything.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import dlt
 from dagster import Failure
@@ -26,7 +27,7 @@ DEFAULT_MAX_DELETE_FRACTION = 0.5
 def max_delete_fraction() -> float:
     """SOURCES__FULFILLMENT__MAX_DELETE_FRACTION (or `max_delete_fraction` under
     [sources.fulfillment]): the most of the table one walk may mark deleted."""
-    value = dlt.config.get(f"sources.{settings.SOURCE_NAME}.max_delete_fraction")
+    value: Any = dlt.config.get(f"sources.{settings.SOURCE_NAME}.max_delete_fraction")
     if value is None:
         return DEFAULT_MAX_DELETE_FRACTION
     try:

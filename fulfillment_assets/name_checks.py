@@ -7,10 +7,17 @@ makes that visible, naming both fields, as a warning (WARN severity never blocks
 
 from __future__ import annotations
 
-from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue, asset_check
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    MetadataValue,
+    asset_check,
+)
 
 from fulfillment_assets import settings
 from fulfillment_assets.assets import RAW_ASSET_KEY
+from fulfillment_assets.checks import cannot_read, unreadable
 from fulfillment_assets.source.arrow import COLLISION_SUFFIX
 from fulfillment_assets.warehouse import Warehouse
 
@@ -25,7 +32,13 @@ from fulfillment_assets.warehouse import Warehouse
         "(`customerId` and `customer_id`): the later one is loaded as `<column>__collision_N`."
     ),
 )
-def field_names_distinct(warehouse: Warehouse) -> AssetCheckResult:
+def field_names_distinct(
+    context: AssetCheckExecutionContext, warehouse: Warehouse
+) -> AssetCheckResult:
+    # Like every check: an unreadable table is an ERROR, never "every field has a column".
+    reason = unreadable(context.instance, warehouse, ())
+    if reason:
+        return cannot_read(reason)
     table = warehouse.stored_schema().get("tables", {}).get(settings.RESOURCE_NAME, {})
     collisions = {
         name: column.get("description") or f"a field normalizing onto `{name}`"

@@ -51,8 +51,8 @@ def sync_metadata(
     """Mode, cursor sent, new cursor, records received; deletes marked after a full walk."""
     state = _resource_state(pipeline)
     last_run = state.get(LAST_RUN, {})
-    cursors = state.get("incremental", {})
-    new_cursor = next(iter(cursors.values()), {}).get("last_value") if cursors else None
+    cursors: list[dict[str, Any]] = list(state.get("incremental", {}).values())
+    new_cursor = cursors[0].get("last_value") if cursors else None
     metadata: dict[str, Any] = {
         "sync_mode": MetadataValue.text(str(last_run.get("mode", "full"))),
         "cursor_sent": MetadataValue.text(last_run.get("cursor_sent") or "none"),

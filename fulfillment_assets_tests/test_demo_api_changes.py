@@ -95,7 +95,9 @@ def test_an_unparseable_value_is_refused_naming_the_parameter(api: DemoApiServer
 
 
 def test_the_base_index_agrees_with_the_records() -> None:
-    changes = Changes(DemoApiOptions(records=2000, changed_ids={3}, removed_ids={4}))
+    changes = Changes(
+        DemoApiOptions(records=2000, changed_ids=frozenset({3}), removed_ids=frozenset({4}))
+    )
     times = {i: base_updated_at(i) for i in range(1, 2001)}
     assert max(times.values()) <= base_updated_bound(0)
     since = sorted(times.values())[1500]

@@ -25,6 +25,14 @@ CHANGED = {10, 500, 1200}
 ADDED = 3  # ids 1235..1237
 
 
+def _since(sent: str | None) -> int:
+    """The Unix seconds of an `updated_since` value the demo API received (it must have one)."""
+    assert sent is not None
+    since = parse_since(sent)
+    assert since is not None
+    return since
+
+
 @pytest.fixture
 def incremental(monkeypatch: pytest.MonkeyPatch, destination: str, tmp_path: Path) -> Any:
     """Incremental mode on; `fresh()` gives the next run a new local dir (DuckDB's file stays)."""
@@ -88,7 +96,7 @@ def test_the_second_run_sends_the_cursor_fetches_only_the_changes_and_holds_each
     expected_param = sent.strftime("%Y-%m-%dT%H:%M:%SZ")
     requests = demo_api.requests
     assert requests and {r.updated_since for r in requests} == {expected_param}
-    filtered = demo_api._state.live.dataset.changes.filtered(parse_since(expected_param))
+    filtered = demo_api._state.live.dataset.changes.filtered(_since(expected_param))
     assert set(filtered) >= CHANGED | {1235, 1236, 1237}
     assert pages_fetched(requests, len(filtered)) == math.ceil(len(filtered) / 100) < 13 / 2
     assert second["sync_mode"].value == "incremental"
@@ -148,9 +156,7 @@ def test_an_api_that_ignores_the_parameter_still_loads_correctly(
     assert set(rows) == set(served)
     assert all(rows[i][2] == served[i]["amount"] for i in CHANGED)
     assert metadata["records_older_than_cursor"].value == 1237 - len(
-        demo_api._state.live.dataset.changes.filtered(
-            parse_since(demo_api.requests[0].updated_since)
-        )
+        demo_api._state.live.dataset.changes.filtered(_since(demo_api.requests[0].updated_since))
     )
     warnings = [
         entry.user_message
@@ -171,7 +177,7 @@ def test_an_unparseable_cursor_fails_naming_the_record_and_field_and_loads_nothi
     result, _ = raw_run(instance, raise_on_error=False)
     assert not result.success
     message = failure_message(result)
-    since = parse_since(demo_api.requests[-1].updated_since)
+    since = _since(demo_api.requests[-1].updated_since)
     first_id = demo_api._state.live.dataset.changes.filtered(since)[0]  # the answer's first
     assert f"record id {first_id}: updated_at 'last tuesday'" in message, message
     assert "SOURCES__FULFILLMENT__CURSOR_FIELD" in message

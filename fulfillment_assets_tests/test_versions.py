@@ -5,6 +5,7 @@ the ids. On DuckDB and on PostgreSQL, with the demo API's `data_version` / `dupl
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dagster import AssetCheckSeverity, AssetSelection, DagsterInstance
@@ -24,7 +25,7 @@ RECORDS = 300
 RAW_AND_CHECKS = AssetSelection.assets(["fulfillment", "fulfillment_data"])
 
 
-def _load(demo_api: DemoApiServer, instance: DagsterInstance, **options: object):
+def _load(demo_api: DemoApiServer, instance: DagsterInstance, **options: Any):
     demo_api.configure(DemoApiOptions(records=RECORDS, api_key=TEST_API_KEY, **options))
     result = materialize_all(instance, selection=RAW_AND_CHECKS)
     (evaluation,) = [

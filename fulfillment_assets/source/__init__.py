@@ -84,7 +84,7 @@ def fulfillment_config(
                 "name": settings.RESOURCE_NAME,
                 "endpoint": {
                     "path": settings.ENDPOINT_PATH,
-                    "params": params or {},
+                    "params": {**(params or {})},
                     "data_selector": DATA_SELECTOR,
                     "paginator": paginator,
                     "response_actions": [

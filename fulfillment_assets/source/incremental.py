@@ -123,7 +123,7 @@ def fulfillment_resource(
 
         return dlt.resource(full_walk, name=name, **hints)()
 
-    cursor_default = dlt.sources.incremental(
+    cursor_default: dlt.sources.incremental[dt.datetime] = dlt.sources.incremental(
         cursor_field, lag=float(lookback_seconds), on_cursor_value_missing="include"
     )
 
@@ -132,7 +132,9 @@ def fulfillment_resource(
     ) -> Iterator[pa.Table]:
         full = full_refresh or cursor.start_value is None
         if full:  # walk and keep everything; dlt stores this walk's max as the new cursor
-            cursor.get_state().update(last_value=None, start_value=None, unique_hashes=[])
+            state = cursor.get_state()
+            state["last_value"] = state["start_value"] = None
+            state["unique_hashes"] = []
             cursor.start_value = None
         start = None if full else cursor.start_value
         since = None if start is None else iso_utc(start)
