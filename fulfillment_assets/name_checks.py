@@ -5,8 +5,6 @@ The source loads such a field under a distinct column (`customer_id__collision_1
 makes that visible, naming both fields, as a warning (WARN severity never blocks downstream).
 """
 
-from __future__ import annotations
-
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
