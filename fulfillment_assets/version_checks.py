@@ -14,7 +14,7 @@ from dagster import (
 )
 
 from fulfillment_assets.assets import RAW_ASSET_KEY
-from fulfillment_assets.checks import NOTHING_LOADED, cannot_read, unreadable
+from fulfillment_assets.checks import NOTHING_LOADED, cannot_read, check_metadata, unreadable
 from fulfillment_assets.versions import DISCARDED_COUNT, DISCARDED_SAMPLE
 from fulfillment_assets.warehouse import Warehouse
 
@@ -45,11 +45,17 @@ def updated_at_never_goes_back(
         return AssetCheckResult(passed=True, description="no load measured yet")
     count = int(metadata[DISCARDED_COUNT].value)
     sample = list(metadata[DISCARDED_SAMPLE].value) if DISCARDED_SAMPLE in metadata else []
-    result_metadata = {
-        DISCARDED_COUNT: MetadataValue.int(count),
-        "sample_offending_ids": MetadataValue.json([row["id"] for row in sample]),
-        DISCARDED_SAMPLE: MetadataValue.json(sample),
-    }
+    # The records the latest load brought are the rows this check judges.
+    received = int(metadata["rows_loaded"].value) if "rows_loaded" in metadata else 0
+    result_metadata = check_metadata(
+        received,
+        count,
+        [row["id"] for row in sample],
+        **{
+            DISCARDED_COUNT: MetadataValue.int(count),
+            DISCARDED_SAMPLE: MetadataValue.json(sample),
+        },
+    )
     if not count:
         return AssetCheckResult(
             passed=True,

@@ -49,6 +49,8 @@ CHECK_STATUSES = {
     "schema_contract": ("Succeeded", "check_circle"),
     "order_status_accepted": ("Succeeded", "check_circle"),
     "id_unique_and_not_null": ("Succeeded", "check_circle"),
+    "field_names_distinct": ("Succeeded", "check_circle"),
+    "updated_at_never_goes_back": ("Succeeded", "check_circle"),
 }
 RAW_COLUMNS = [
     "id",
@@ -239,9 +241,9 @@ def test_materialize_all_from_the_graph(
     expect(page.get_by_text("Loading run logs")).to_have_count(0)
     page.screenshot(path=artifacts / "02-run.png")
     assert status == "SUCCESS", project.dagster.log_tail(lines=80)
-    # The run page agrees: a success that built 4 assets and ran the 6 checks on them.
+    # The run page agrees: a success that built 4 assets and ran the 8 checks on them.
     expect(page.get_by_text("Success", exact=True).first).to_be_visible()
-    expect(page.get_by_text("6 checks", exact=True)).to_be_visible()
+    expect(page.get_by_text("8 checks", exact=True)).to_be_visible()
     expect(page.get_by_text("RUN_SUCCESS", exact=True)).to_be_visible()
 
     # Back on the graph, each node shows its latest materialization and check results: the
@@ -251,7 +253,7 @@ def test_materialize_all_from_the_graph(
     text = {node["name"]: node["text"] for node in graph["nodes"]}
     for name in (RAW, VALIDATED, REJECTED, SUMMARY):
         assert "Materialized" in text[name], text[name]
-    assert "3 / 5 Passed" in text[RAW], text[RAW]
+    assert "5 / 7 Passed" in text[RAW], text[RAW]
     assert "1 / 1 Passed" in text[VALIDATED], text[VALIDATED]
 
 
