@@ -29,7 +29,7 @@ from dagster import DagsterEventType, DagsterInstance, materialize  # noqa: E402
 
 from fulfillment_assets.demo_api import DemoApiOptions, DemoApiServer  # noqa: E402
 from fulfillment_assets.demo_api.changes import Changes  # noqa: E402
-from fulfillment_assets.demo_api.data import _spread, base_updated_bound  # noqa: E402
+from fulfillment_assets.demo_api.records import base_updated_bound, spread_ids  # noqa: E402
 
 FULL_REFRESH = {"ops": {"fulfillment_ingest": {"config": {"full_refresh": True}}}}
 REPORT_HEADING = "## Incremental sync (bench_incremental.py)"
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                 "DAGSTER_TELEMETRY_ENABLED": "false",
             }
         )
-        changed = _spread(n, args.changed, 0, 2)
+        changed = spread_ids(n, args.changed, 0, 2)
         # Warm the API's index of base update times (built once per data set, cached): the
         # first filtered request would otherwise pay for it inside the measured run.
         Changes(DemoApiOptions(records=n)).filtered(base_updated_bound(0) - 86_400)

@@ -11,7 +11,7 @@ import requests
 
 from fulfillment_assets.demo_api import DEMO_API_KEY, DemoApiOptions, DemoApiServer
 from fulfillment_assets.demo_api.changes import Changes
-from fulfillment_assets.demo_api.data import base_updated_at, base_updated_bound
+from fulfillment_assets.demo_api.records import base_updated_at, base_updated_bound
 
 BASE = DemoApiOptions(records=300)
 PATH = "/v1/fulfillment"

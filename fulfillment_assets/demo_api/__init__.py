@@ -8,10 +8,10 @@ from fulfillment_assets.demo_api.data import (
     UNKNOWN_STATUS,
     Dataset,
     expected_counts,
-    make_record,
     record_ids_with,
 )
 from fulfillment_assets.demo_api.options import DEMO_API_KEY, MALFORMED_KINDS, DemoApiOptions
+from fulfillment_assets.demo_api.records import make_record
 from fulfillment_assets.demo_api.server import DemoApiServer
 
 __all__ = [

@@ -13,8 +13,8 @@ import datetime as dt
 from bisect import bisect_left
 from functools import lru_cache
 
-from fulfillment_assets.demo_api.data import _mix, base_updated_at, base_updated_bound
 from fulfillment_assets.demo_api.options import DemoApiOptions
+from fulfillment_assets.demo_api.records import base_updated_at, base_updated_bound, mix64
 
 _DAY = 86_400
 _WEEK = 7 * _DAY
@@ -60,7 +60,7 @@ class Changes:
     def updated_at(self, record_id: int) -> int:
         """Unix seconds of a changed or added record: after every base record."""
         start = base_updated_bound(self.version) + _DAY + (self.generation - 1) * _WEEK
-        return start + _mix(record_id ^ (self.seed << 32) ^ _CHANGE_SALT) % _WEEK
+        return start + mix64(record_id ^ (self.seed << 32) ^ _CHANGE_SALT) % _WEEK
 
     def ids(self) -> list[int]:
         """Every served id in order: 1..n without the removed ones, then the added ones."""
