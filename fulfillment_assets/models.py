@@ -24,8 +24,9 @@ from dagster import (
 
 from fulfillment_assets import settings
 from fulfillment_assets.assets import OWNERS, RAW_ASSET_KEY
-from fulfillment_assets.checks import RowRule, row_rules, rows_at_latest_materialization
+from fulfillment_assets.check_results import rows_at_latest_materialization
 from fulfillment_assets.deletes import DELETED_AT, not_deleted
+from fulfillment_assets.row_rules import RowRule, row_rules
 from fulfillment_assets.warehouse import Warehouse
 
 RAW = settings.RESOURCE_NAME

@@ -15,7 +15,7 @@ from dagster import (
 
 from fulfillment_assets import settings
 from fulfillment_assets.assets import RAW_ASSET_KEY
-from fulfillment_assets.checks import cannot_read, unreadable
+from fulfillment_assets.check_results import cannot_read, unreadable
 from fulfillment_assets.source.arrow import COLLISION_SUFFIX
 from fulfillment_assets.warehouse import Warehouse
 

@@ -14,7 +14,7 @@ from dagster import (
 )
 
 from fulfillment_assets.assets import RAW_ASSET_KEY
-from fulfillment_assets.checks import NOTHING_LOADED, cannot_read, check_metadata, unreadable
+from fulfillment_assets.check_results import NOTHING_LOADED, cannot_read, check_metadata, unreadable
 from fulfillment_assets.versions import DISCARDED_COUNT, DISCARDED_SAMPLE
 from fulfillment_assets.warehouse import Warehouse
 

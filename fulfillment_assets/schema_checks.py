@@ -1,0 +1,86 @@
+"""The schema contract of the raw table: the seed's columns with their declared types and
+nullability, judged on the values the table holds (a drift that stopped is reported as cleared)."""
+
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    MetadataValue,
+    asset_check,
+)
+
+from fulfillment_assets import history, settings
+from fulfillment_assets.assets import RAW_ASSET_KEY
+from fulfillment_assets.check_results import (
+    NOTHING_LOADED,
+    cannot_read,
+    check_metadata,
+    offending,
+    unreadable,
+)
+from fulfillment_assets.row_rules import variant_columns
+from fulfillment_assets.warehouse import Warehouse
+
+RAW = settings.RESOURCE_NAME
+
+
+@asset_check(
+    asset=RAW_ASSET_KEY,
+    blocking=True,
+    description=(
+        "`id`, `customer_id` and `order_status` exist with their declared types and "
+        "nullability, and the table holds no value of another type for them (in a dlt variant "
+        "column such as `customer_id__v_bigint`). Each deviation is named; a drift whose values "
+        "are gone is reported as cleared, with when it was last seen, and does not fail."
+    ),
+)
+def schema_contract(context: AssetCheckExecutionContext, warehouse: Warehouse) -> AssetCheckResult:
+    reason = unreadable(context.instance, warehouse, ())
+    if reason:
+        return cannot_read(reason)
+    if reason == "":
+        return NOTHING_LOADED
+    columns = warehouse.columns(RAW)
+    stored = warehouse.stored_schema().get("tables", {}).get(RAW, {}).get("columns", {})
+    deviations = []
+    for name, hints in settings.CONTRACT_COLUMNS.items():
+        column = stored.get(name)
+        if name not in columns or column is None:
+            deviations.append(f"{name} is missing")
+            continue
+        if column.get("data_type") != hints["data_type"]:
+            deviations.append(f"{name} is {column.get('data_type')}, expected {hints['data_type']}")
+        if column.get("nullable", True) != hints["nullable"]:
+            expected = "nullable" if hints["nullable"] else "not null"
+            deviations.append(f"{name} should be {expected}")
+    # A variant column stays once dlt made it: judge the values it holds now, not that it exists.
+    variants = [v for name in settings.CONTRACT_COLUMNS for v in variant_columns(columns, name)]
+    values: dict[str, int] = {}
+    if variants:
+        counts = warehouse.query(f"SELECT {', '.join(f'count({v})' for v in variants)} FROM {RAW}")
+        values = dict(zip(variants, counts[0], strict=True))
+    last_seen = history.drift_last_seen(warehouse, variants)
+    history.remember_drifts(warehouse, {v: n for v, n in values.items() if n})
+    cleared = []
+    for variant, count in values.items():
+        column, data_type = variant.rsplit("__v_", 1)
+        if count:
+            deviations.append(f"{column} has {count} values of type {data_type} (column {variant})")
+        else:
+            seen = last_seen.get(variant, "before drifts were recorded")
+            cleared.append(f"{column} as {data_type} cleared (no values now; last seen {seen})")
+    condition = " OR ".join(f"{v} IS NOT NULL" for v, n in values.items() if n) or "FALSE"
+    found = offending(warehouse, condition)
+    description = "; ".join(deviations) or "; ".join(["schema as declared", *cleared])
+    return AssetCheckResult(
+        passed=not deviations,
+        severity=AssetCheckSeverity.ERROR,
+        description=description,
+        metadata=check_metadata(
+            found["checked"],
+            found["offending"],
+            found["sample"],
+            deviations=MetadataValue.json(deviations),
+            cleared_drifts=MetadataValue.json(cleared),
+        ),
+    )
