@@ -7,7 +7,6 @@ import dataclasses
 import threading
 import time
 from collections import deque
-from email.utils import formatdate
 from typing import Any, NamedTuple
 
 import orjson
@@ -16,16 +15,24 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
 from fulfillment_assets.demo_api.changes import parse_since
 from fulfillment_assets.demo_api.data import Dataset
+from fulfillment_assets.demo_api.faults import (
+    JSON,
+    DripResponse,
+    DroppedResponse,
+    hang,
+    json_response,
+    malformed_response,
+    retry_after_header,
+)
 from fulfillment_assets.demo_api.options import (
     DemoApiOptions,
 )
 
 REQUEST_LOG_MAXLEN = 100_000
-JSON = "application/json"
+_HEALTHY = b'{"ok":true}'
 
 
 class RequestRecord(NamedTuple):
@@ -86,101 +93,12 @@ class DemoApiState:
         self.max_in_flight = 0
 
 
-class _DroppedResponse(Response):
-    """Starts a chunked 200 and stops mid-body; uvicorn then closes the connection."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = [(b"content-type", JSON.encode())]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        body = {"type": "http.response.body", "body": self.body[: len(self.body) // 2]}
-        await send({**body, "more_body": True})
-        # Returning without the final chunk is the drop (uvicorn logs one error line).
-
-
-DRIP_INTERVAL = 0.2
-
-
-class _DripResponse(Response):
-    """A 200 whose body arrives 4 bytes every DRIP_INTERVAL seconds: each wait is short, the page
-    takes minutes. Stops when the server stops."""
-
-    def __init__(self, body: bytes, state: DemoApiState) -> None:
-        super().__init__(body, media_type=JSON)
-        self._state = state
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-        for start in range(0, len(self.body), 4):
-            if self._state.closing:
-                return
-            chunk = {"type": "http.response.body", "body": self.body[start : start + 4]}
-            await send({**chunk, "more_body": True})
-            await asyncio.sleep(DRIP_INTERVAL)
-        await send({"type": "http.response.body", "body": b""})
-
-
-_HTML = b"<html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1></body></html>"
-_HEALTHY = b'{"ok":true}'
-
-
-def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(payload), status_code=status, media_type=JSON, headers=headers)
-
-
-def _retry_after(value: str) -> str:
-    """The header as configured; `date+N` is an HTTP-date N seconds after this answer."""
-    if value.startswith("date+"):
-        return formatdate(time.time() + float(value.removeprefix("date+")), usegmt=True)
-    return value
-
-
 def _int_param(raw: str | None, default: int) -> int | None:
     if raw is None:
         return default
     # isdigit rejects signs, spaces and "1_000" that int() would accept; the length cap
     # keeps int() away from its huge-string error.
     return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 18 else None
-
-
-async def _hang(receive: Receive, seconds: float, state: DemoApiState) -> None:
-    """Sleep `seconds`, but stop early if the client leaves or the server is stopping."""
-
-    async def disconnected() -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-
-    # Without the early exits, shutdown would wait out (or cancel noisily) every hang.
-    waiter = asyncio.ensure_future(disconnected())
-    deadline = time.monotonic() + seconds
-    try:
-        while not waiter.done() and not state.closing and time.monotonic() < deadline:
-            await asyncio.wait({waiter}, timeout=min(0.1, deadline - time.monotonic()))
-    finally:
-        waiter.cancel()
-
-
-def _malformed(kind: str, payload: dict[str, Any], ds: Dataset, offset: int) -> Response:
-    if kind == "html":
-        return Response(_HTML, media_type="text/html")
-    if kind == "empty_body":
-        return Response(b"", media_type=JSON)
-    if kind == "truncated":
-        body = orjson.dumps(payload)
-        return Response(body[: len(body) // 2], media_type=JSON)
-    data = payload["data"]
-    if kind == "no_data":
-        del payload["data"]
-    elif kind == "data_not_list":
-        payload["data"] = {"records": data}
-    elif kind == "record_not_object":
-        data[:1] = ["not a record"]
-    elif kind == "record_without_id":
-        if not data:
-            data.append(ds.record(offset + 1))
-        del data[0]["id"]
-    elif kind == "total_not_number":
-        payload["total"] = "many"
-    return _json(200, payload)
 
 
 def build_app(options: DemoApiOptions | None = None) -> Starlette:
@@ -210,15 +128,15 @@ def build_app(options: DemoApiOptions | None = None) -> Starlette:
             state.log(offset, limit, 401, sent)
             sent = params.get("api_key") if opts.echo_key else None
             error = f"invalid or expired API key: {sent}" if sent else "invalid or missing api_key"
-            return _json(401, {"error": error})
+            return json_response(401, {"error": error})
         if opts.forbidden:
             state.log(offset, limit, 403, sent)
-            return _json(403, {"error": "forbidden"})
+            return json_response(403, {"error": "forbidden"})
         if offset is None or limit is None:
             state.log(offset, limit, 400, sent)
-            return _json(400, {"error": "offset and limit must be non-negative integers"})
+            return json_response(400, {"error": "offset and limit must be non-negative integers"})
         if offset == opts.hang_offset:
-            await _hang(request.receive, opts.hang_seconds, state)
+            await hang(request.receive, opts.hang_seconds, state)
         if opts.fail_status is not None and (
             opts.fail_offsets is None or offset in opts.fail_offsets
         ):
@@ -227,10 +145,10 @@ def build_app(options: DemoApiOptions | None = None) -> Starlette:
                 live.fail_counts[offset] = failed + 1
                 headers = None
                 if opts.retry_after is not None and opts.fail_status in (429, 503):
-                    headers = {"Retry-After": _retry_after(opts.retry_after)}
+                    headers = {"Retry-After": retry_after_header(opts.retry_after)}
                 state.log(offset, limit, opts.fail_status, sent)
                 error = f"injected fault, key {opts.api_key}" if opts.echo_key else "injected fault"
-                return _json(opts.fail_status, {"error": error}, headers)
+                return json_response(opts.fail_status, {"error": error}, headers)
 
         ds = live.dataset
         page_limit = min(limit, opts.max_limit)
@@ -239,7 +157,7 @@ def build_app(options: DemoApiOptions | None = None) -> Starlette:
         if raw_since is not None and since is None:
             state.log(offset, limit, 400, sent)
             error = f"{opts.updated_since_param} must be an ISO-8601 timestamp"
-            return _json(400, {"error": error})
+            return json_response(400, {"error": error})
         payload: dict[str, Any] = {"data": ds.page(offset, page_limit, since)}
         if opts.include_total and not opts.endless:
             grows = opts.malformed == "total_changes" and offset >= opts.malformed_offset
@@ -251,11 +169,11 @@ def build_app(options: DemoApiOptions | None = None) -> Starlette:
         payload["limit"] = page_limit
         state.log(offset, limit, 200, sent)
         if offset == opts.drip_offset:
-            return _DripResponse(orjson.dumps(payload), state)
+            return DripResponse(orjson.dumps(payload), state)
         if offset == opts.drop_connection_offset:
-            return _DroppedResponse(orjson.dumps(payload))
+            return DroppedResponse(orjson.dumps(payload))
         if opts.malformed is not None and offset == opts.malformed_offset:
-            return _malformed(opts.malformed, payload, ds, offset)
+            return malformed_response(opts.malformed, payload, ds, offset)
         return Response(orjson.dumps(payload), media_type=JSON)
 
     async def healthz(request: Request) -> Response:
@@ -265,7 +183,7 @@ def build_app(options: DemoApiOptions | None = None) -> Starlette:
         # Covers 404 for unknown paths and 405; never echoes the URL (it may hold the key).
         status = exc.status_code if isinstance(exc, HTTPException) else 500
         message = {404: "not found", 405: "method not allowed"}.get(status, "request failed")
-        return _json(status, {"error": message})
+        return json_response(status, {"error": message})
 
     app = Starlette(
         routes=[

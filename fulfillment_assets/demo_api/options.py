@@ -55,7 +55,7 @@ class DemoApiOptions:
     drop_connection_offset: int | None = None
     hang_offset: int | None = None
     hang_seconds: float = 30
-    # The page at this offset sends its body a few bytes at a time, DRIP_INTERVAL apart.
+    # The page at this offset sends its body a few bytes at a time, faults.DRIP_INTERVAL apart.
     drip_offset: int | None = None
     # The `total` pages report, when it differs from the records served (an API that lies).
     reported_total: int | None = None
