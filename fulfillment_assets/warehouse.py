@@ -138,11 +138,11 @@ class Warehouse(ConfigurableResource):
     def yield_for_execution(self, context: InitResourceContext) -> Iterator[Warehouse]:
         """Every run of the project uses the warehouse: while it does, its process holds a
         liveness lock, and runs whose process died before it are marked failed first."""
-        if context.run_id is None or context.instance is None:
+        if context.run is None or context.instance is None:
             yield self
             return
         fail_dead_runs(context.instance, context.log)
-        with hold_run_liveness(context.run_id):
+        with hold_run_liveness(context.run.run_id):
             yield self
 
     @contextmanager
