@@ -16,8 +16,7 @@ from dagster import (
     IntMetadataValue,
     MaterializeResult,
     MetadataValue,
-    TableColumn,
-    TableSchema,
+    TableColumnLineage,
     asset,
     asset_check,
 )
@@ -26,6 +25,16 @@ from fulfillment_assets import settings
 from fulfillment_assets.assets import OWNERS, RAW_ASSET_KEY
 from fulfillment_assets.check_results import rows_at_latest_materialization
 from fulfillment_assets.deletes import DELETED_AT, not_deleted
+from fulfillment_assets.model_columns import (
+    REJECTED_SCHEMA,
+    SUMMARY_SCHEMA,
+    VALIDATED_SCHEMA,
+    described_schema,
+    names,
+    rejected_lineage,
+    summary_lineage,
+    validated_lineage,
+)
 from fulfillment_assets.row_rules import RowRule, row_rules
 from fulfillment_assets.warehouse import Warehouse
 
@@ -145,17 +154,16 @@ def summary_select(validated: dict[str, str], rejected: dict[str, str]) -> str:
     )
 
 
-def _table_result(warehouse: Warehouse, table: str, **metadata: MetadataValue) -> MaterializeResult:
+def _table_result(
+    warehouse: Warehouse, table: str, lineage: TableColumnLineage, **metadata: MetadataValue
+) -> MaterializeResult:
+    """Row count, the columns with dlt's types and their descriptions, and their lineage."""
     ((rows,),) = warehouse.query(f"SELECT count(*) FROM {table}")
-    schema = TableSchema(
-        columns=[
-            TableColumn(name, data_type) for name, data_type in warehouse.columns(table).items()
-        ]
-    )
     return MaterializeResult(
         metadata={
             "dagster/row_count": MetadataValue.int(rows),
-            "dagster/column_schema": schema,
+            "dagster/column_schema": described_schema(warehouse.columns(table)),
+            "dagster/column_lineage": lineage,
             "dagster/table_name": warehouse.table(table),
             **metadata,
         }
@@ -167,6 +175,10 @@ def _table_result(warehouse: Warehouse, table: str, **metadata: MetadataValue) -
     deps=[RAW_ASSET_KEY],
     tags={"layer": "model"},
     **MODEL_ASSET_ATTRIBUTES,
+    metadata={
+        "dagster/column_schema": VALIDATED_SCHEMA,
+        "dagster/column_lineage": validated_lineage(names(VALIDATED_SCHEMA)),
+    },
     description=(
         "Raw fulfillment orders that pass every row-level rule: id, customer_id and order_status "
         "present and of their declared types, order_status an accepted status."
@@ -177,7 +189,7 @@ def orders_validated(context: AssetExecutionContext, warehouse: Warehouse) -> Ma
     if not raw_columns:
         context.log.info("the raw table does not exist yet: nothing to validate")
     warehouse.replace_table(VALIDATED, validated_select(raw_columns))
-    return _table_result(warehouse, VALIDATED)
+    return _table_result(warehouse, VALIDATED, validated_lineage(warehouse.columns(VALIDATED)))
 
 
 @asset(
@@ -185,6 +197,10 @@ def orders_validated(context: AssetExecutionContext, warehouse: Warehouse) -> Ma
     deps=[RAW_ASSET_KEY],
     tags={"layer": "model"},
     **MODEL_ASSET_ATTRIBUTES,
+    metadata={
+        "dagster/column_schema": REJECTED_SCHEMA,
+        "dagster/column_lineage": rejected_lineage(names(REJECTED_SCHEMA), names(VALIDATED_SCHEMA)),
+    },
     description=(
         "Raw fulfillment orders that break at least one row-level rule, each with "
         "`rejection_reasons` listing every rule it breaks. validated + rejected = raw."
@@ -198,7 +214,8 @@ def orders_rejected(context: AssetExecutionContext, warehouse: Warehouse) -> Mat
     raw_rows = 0
     if raw_columns:
         ((raw_rows,),) = warehouse.query(f"SELECT count(*) FROM {RAW}")
-    result = _table_result(warehouse, REJECTED)
+    lineage = rejected_lineage(warehouse.columns(REJECTED), raw_columns)
+    result = _table_result(warehouse, REJECTED, lineage)
     # _table_result always sets the row count, as an int.
     assert result.metadata is not None
     row_count = result.metadata["dagster/row_count"]
@@ -217,15 +234,22 @@ def orders_rejected(context: AssetExecutionContext, warehouse: Warehouse) -> Mat
     deps=[VALIDATED_KEY, REJECTED_KEY],
     tags={"layer": "mart"},
     **MODEL_ASSET_ATTRIBUTES,
+    metadata={
+        "dagster/column_schema": SUMMARY_SCHEMA,
+        "dagster/column_lineage": summary_lineage(
+            VALIDATED_KEY, REJECTED_KEY, names(VALIDATED_SCHEMA), names(REJECTED_SCHEMA)
+        ),
+    },
     description=(
         "Orders per day and order_status, with their total amount: validated orders by status, "
         "and rejected orders per day (`quality` = 'rejected'), ready to chart."
     ),
 )
 def orders_daily_summary(warehouse: Warehouse) -> MaterializeResult:
-    select = summary_select(warehouse.columns(VALIDATED), warehouse.columns(REJECTED))
-    warehouse.replace_table(SUMMARY, select)
-    return _table_result(warehouse, SUMMARY)
+    validated, rejected = warehouse.columns(VALIDATED), warehouse.columns(REJECTED)
+    warehouse.replace_table(SUMMARY, summary_select(validated, rejected))
+    lineage = summary_lineage(VALIDATED_KEY, REJECTED_KEY, validated, rejected)
+    return _table_result(warehouse, SUMMARY, lineage)
 
 
 @asset_check(

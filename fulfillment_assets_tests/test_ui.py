@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
+from fulfillment_assets.model_columns import model_column_description
 from fulfillment_assets_tests.conftest import TEST_API_KEY
 from fulfillment_assets_tests.dagster_server import REPO_ROOT, ServedProject, served_project
 
@@ -159,12 +160,12 @@ def _open_lineage(page: Page, project: ServedProject) -> dict[str, Any]:
     return _rendered_graph(page)
 
 
-def _open_raw_table(page: Page, project: ServedProject) -> None:
-    """README step 3: *Catalog* in the left navigation, then the raw table."""
+def _open_raw_table(page: Page, project: ServedProject, table: str = RAW) -> None:
+    """README step 3: *Catalog* in the left navigation, then the raw table (or another one)."""
     page.goto(project.dagster.url)
     _navigation_link(page, "Catalog").click()
     expect(page.get_by_role("button", name=re.compile(r"Materialize selected"))).to_be_visible()
-    page.get_by_role("link", name=f"fulfillment / {RAW}").first.click()
+    page.get_by_role("link", name=f"fulfillment / {table}").first.click()
     expect(page.get_by_role("tab", name="Checks")).to_be_visible()
 
 
@@ -336,3 +337,69 @@ def test_checks_after_a_run_that_failed_to_execute(
         expect(page.get_by_text("Latest execution", exact=True)).to_be_visible()
         expect(page.get_by_text("Execution failed", exact=True)).to_be_visible()
     page.screenshot(path=artifacts / "06-raw-asset-checks-after-failed-run.png")
+
+
+# A column of each model and an upstream column its `dagster/column_lineage` names.
+MODEL_LINEAGE = {
+    VALIDATED: ("customer_id", "customer_id"),
+    REJECTED: ("rejection_reasons", "order_status"),
+    SUMMARY: ("amount_total", "amount"),
+}
+LINEAGE_QUERY = """
+{ assetOrError(assetKey: {path: ["fulfillment", "%s"]}) { ... on Asset {
+    assetMaterializations(limit: 1) { metadataEntries { label __typename
+      ... on TableColumnLineageMetadataEntry {
+        lineage { columnName columnDeps { assetKey { path } columnName } } } } } } } }
+"""
+SUMMARY_COLUMNS = ["order_date", "quality", "order_status", "orders", "amount_total"]
+
+
+def _column_rows(page: Page) -> dict[str, str]:
+    """Column name -> description, as the asset page's Columns table shows them."""
+    table = page.locator("table").filter(has=page.get_by_text("Column name", exact=True)).first
+    expect(table).to_be_visible()
+    rows = table.locator("tbody tr")
+    expect(rows.first).to_be_visible()
+    shown = {}
+    for index in range(rows.count()):
+        cells = rows.nth(index).locator("td")
+        shown[cells.nth(0).inner_text().strip()] = cells.nth(2).inner_text().strip()
+    return shown
+
+
+def test_model_pages_describe_every_column_and_show_column_lineage(
+    page: Page, project: ServedProject, artifacts: Path
+) -> None:
+    # Every column of every table described: the raw table's and each model's, after the run.
+    for table in (RAW, VALIDATED, REJECTED, SUMMARY):
+        _open_raw_table(page, project, table)
+        expect(page.get_by_text("Columns", exact=True)).to_be_visible()
+        columns = _column_rows(page)
+        page.screenshot(path=artifacts / f"07-columns-{table}.png")
+        assert columns, table
+        for name, description in columns.items():
+            assert description, (table, name)
+            if table != RAW:
+                # Copied columns show the raw table's description, computed ones their own (as
+                # Markdown: `code` shows without its backticks).
+                expected = model_column_description(name).replace("`", "")
+                assert description == expected, (table, name)
+        if table == SUMMARY:
+            assert list(columns) == SUMMARY_COLUMNS
+        if table in (VALIDATED, REJECTED):
+            assert set(RAW_COLUMNS) - {"_dlt_load_id"} <= set(columns), (table, columns)
+
+    # Column lineage on the models' latest materialization. The OSS UI's event view does not
+    # render `dagster/column_lineage` (its Metadata table lists row count, schema and table name
+    # only), so it is read from the GraphQL API the pages are drawn from.
+    for table, (column, upstream) in MODEL_LINEAGE.items():
+        asset = project.dagster.graphql(LINEAGE_QUERY % table)["assetOrError"]
+        (materialization,) = asset["assetMaterializations"]
+        (entry,) = [
+            entry
+            for entry in materialization["metadataEntries"]
+            if entry["label"] == "dagster/column_lineage"
+        ]
+        assert entry["__typename"] == "TableColumnLineageMetadataEntry"
+        deps = {item["columnName"]: item["columnDeps"] for item in entry["lineage"]}
+        assert upstream in {dep["columnName"] for dep in deps[column]}, (table, deps)
