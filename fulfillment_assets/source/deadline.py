@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import os
 import socket
 import threading
 import time
@@ -65,10 +66,16 @@ def _shut_down(sock: socket.socket) -> None:
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
+_IDLE_SECONDS = 1.0
+
+
 class _Watchdog:
-    """One daemon thread for every page in flight; it ends when no page is in flight."""
+    """One daemon thread for every page in flight; it ends once idle, no page in flight."""
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
         self._wake = threading.Condition()
         self._heap: list[tuple[float, int, PageDeadline]] = []
         self._order = itertools.count()
@@ -97,7 +104,12 @@ class _Watchdog:
 
     def _run(self) -> None:
         with self._wake:
-            while self._heap:
+            while True:
+                # Idle: linger a moment, so a walk's next page does not start a new thread.
+                idle = not self._heap
+                if idle and not self._wake.wait_for(lambda: bool(self._heap), _IDLE_SECONDS):
+                    self._thread = None
+                    return
                 at, _, page = self._heap[0]
                 wait = at - time.monotonic()
                 if wait > 0:
@@ -105,10 +117,11 @@ class _Watchdog:
                     continue
                 heapq.heappop(self._heap)
                 page.expire()
-            self._thread = None
 
 
 _watchdog = _Watchdog()
+# A forked child has none of the parent's threads: it starts a watchdog of its own.
+os.register_at_fork(after_in_child=_watchdog.reset)
 _current = threading.local()
 
 
