@@ -6,8 +6,10 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -186,3 +188,77 @@ def test_the_walk_logs_its_progress_with_an_eta_and_once_at_the_end(
     assert "records/s, 20% of 500, ETA " in lines[0]
     assert lines[-1].startswith("fetched 6 pages, 500 records, ") and lines[-1].endswith("done")
     assert sum(line.endswith("done") for line in lines) == 1
+
+
+class HeaderDripServer:
+    """A raw-socket fake API (uvicorn cannot drip headers): every answer's status line and
+    headers arrive a byte every 0.2 s, for up to two minutes; it records each request's line."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.2)
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self.requests: list[str] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._accept, daemon=True)]
+        self._threads[0].start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            thread = threading.Thread(target=self._drip, args=(conn,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _drip(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(5)
+            self.requests.append(conn.recv(65_536).split(b"\r\n", 1)[0].decode())
+            head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n" + b"x: y\r\n" * 200
+            for byte in head[:600]:  # 600 bytes * 0.2 s = 120 s
+                if self._stop.wait(0.2):
+                    return
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    return  # the client gave up
+
+    def close(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._listener.close()
+
+
+def test_dripping_headers_time_out_within_the_request_timeout(
+    instance: DagsterInstance,
+    isolated_environment: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server = HeaderDripServer()
+    monkeypatch.setenv("SOURCES__FULFILLMENT__BASE_URL", server.url)
+    monkeypatch.setenv("SOURCES__FULFILLMENT__API_KEY", TEST_API_KEY)
+    # Each wait for a byte is short (0.2 s); the status line and headers would take 120 s.
+    monkeypatch.setenv("SOURCES__FULFILLMENT__REQUEST_TIMEOUT", "2")
+    started = time.monotonic()
+    try:
+        result = materialize_all(instance, raise_on_error=False, selection=RAW_ONLY)
+    finally:
+        elapsed = time.monotonic() - started
+        server.close()
+
+    assert not result.success
+    message = failure_message(result)
+    assert "no answer within the request timeout" in message and "offset 0" in message
+    assert "SOURCES__FULFILLMENT__REQUEST_TIMEOUT" in message
+    assert TEST_API_KEY not in message
+    assert len(server.requests) == 1 + settings.MAX_RETRIES  # retried like a read timeout
+    assert elapsed < 30  # generous bound: without the deadline this runs for minutes
+    for _ in range(50):  # bounded: the deadline watchdog ends once no page is in flight
+        if not any(t.name == "fulfillment-page-deadline" for t in threading.enumerate()):
+            break
+        time.sleep(0.1)
+    assert not any(t.name == "fulfillment-page-deadline" for t in threading.enumerate())

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import re
-import time
 from collections.abc import Callable
 from ipaddress import ip_address
 from typing import Any
@@ -25,6 +24,11 @@ from dlt.sources.helpers.requests import Client
 from requests.adapters import HTTPAdapter
 
 from fulfillment_assets import settings
+from fulfillment_assets.source.deadline import (
+    DeadlinePoolManager,
+    PageDeadline,
+    page_deadline,
+)
 
 API_KEY_SETTING = (
     "SOURCES__FULFILLMENT__API_KEY (or api_key under [sources.fulfillment] in .dlt/secrets.toml)"
@@ -100,20 +104,42 @@ class PageResponse(requests.Response):
 
 
 class PageDeadlineAdapter(HTTPAdapter):
-    """The transport: a whole page within `page_timeout` seconds, read through a deadline.
+    """The transport: a whole page (connect, headers, body) within `page_timeout` seconds.
 
-    requests' own timeout bounds each wait for bytes, not the page: a body dripping a byte a
-    second would never time out. This adapter reads the body itself and gives up at the deadline.
+    requests' own timeout bounds each wait for bytes, not the page: headers or a body dripping a
+    byte a second would never time out. Here the page's socket is shut down at the deadline (see
+    `deadline`), and the body is read here, chunk by chunk, so the page ends as a read timeout.
     """
 
     def __init__(self, page_timeout: float, pool_maxsize: int) -> None:
-        super().__init__(pool_maxsize=pool_maxsize)
         self.page_timeout = page_timeout
+        super().__init__(pool_maxsize=pool_maxsize)
+
+    def init_poolmanager(
+        self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any
+    ) -> None:
+        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
+        self.poolmanager = DeadlinePoolManager(
+            num_pools=connections, maxsize=maxsize, block=block, **pool_kwargs
+        )
 
     def send(  # type: ignore[override]
         self, request: requests.PreparedRequest, stream: bool = False, **kwargs: Any
     ) -> requests.Response:
-        deadline = time.monotonic() + self.page_timeout
+        with page_deadline(self.page_timeout) as page:
+            try:
+                return self._send_whole(request, page, **kwargs)
+            except requests.exceptions.RequestException:
+                if page.expired:
+                    raise requests.exceptions.ReadTimeout(
+                        f"the page did not arrive whole within {self.page_timeout:g} s",
+                        request=request,
+                    ) from None
+                raise
+
+    def _send_whole(
+        self, request: requests.PreparedRequest, page: PageDeadline, **kwargs: Any
+    ) -> requests.Response:
         response = super().send(request, stream=True, **kwargs)
         raw = response.raw
         chunks: list[bytes] = []
@@ -121,17 +147,14 @@ class PageDeadlineAdapter(HTTPAdapter):
             # read1: whatever one wait brings (read() would wait for all 64 KiB).
             while chunk := raw.read1(65_536, decode_content=False):
                 chunks.append(chunk)
-                if time.monotonic() > deadline:
-                    raise requests.exceptions.ReadTimeout(
-                        f"the page did not arrive whole within {self.page_timeout:g} s",
-                        request=request,
-                    )
         except urllib3.exceptions.ProtocolError as error:
             raise requests.exceptions.ChunkedEncodingError(error, request=request) from None
         except urllib3.exceptions.ReadTimeoutError as error:
             raise requests.exceptions.ReadTimeout(error, request=request) from None
         finally:
             response.close()
+        if page.expired:  # a body cut short at the deadline may end like a whole one
+            raise requests.exceptions.ReadTimeout("the page was cut at its deadline")
         # The body as read, behind a fresh urllib3 response, so requests builds the rest itself.
         buffered = urllib3.HTTPResponse(
             body=io.BytesIO(b"".join(chunks)),
