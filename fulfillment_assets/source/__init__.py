@@ -3,8 +3,9 @@
 The configuration below is the seed's (api_key in the query, `/v1/fulfillment`, `data`, offset
 pages of 100, pk `id`, merge), with this project's parts plugged in through rest_api's public
 parameters; each lives in a module of its own:
-- `http`: dlt's retrying client with the seed's policy, a whole-page deadline, errors without
-  the key;
+- `http`: dlt's retrying client with the seed's policy, errors without the key;
+- `transport` and `deadline`: a whole page (connection, headers, body) within the request
+  timeout, parsed once;
 - `pages`: the page check and the paginator (advance by the records received, end on an empty
   page, the count must equal `total`);
 - `read_ahead`: a `requests.Session` that fetches the next pages concurrently, in order;
@@ -35,7 +36,6 @@ from fulfillment_assets.source.http import (
     FulfillmentHttpError,
     FulfillmentPageError,
     KeyMask,
-    PageDeadlineAdapter,
     check_base_url,
     raise_for_status,
     retrying_client,
@@ -43,6 +43,7 @@ from fulfillment_assets.source.http import (
 from fulfillment_assets.source.incremental import fulfillment_resource
 from fulfillment_assets.source.pages import FulfillmentPaginator, check_page
 from fulfillment_assets.source.read_ahead import ReadAheadSession
+from fulfillment_assets.source.transport import PageDeadlineAdapter
 
 __all__ = [
     "API_KEY_SETTING",

@@ -24,9 +24,9 @@ from fulfillment_assets import settings
 from fulfillment_assets.source.http import (
     FulfillmentApiError,
     KeyMask,
-    PageDeadlineAdapter,
     describe_transport_error,
 )
+from fulfillment_assets.source.transport import PageDeadlineAdapter
 
 logger = logging.getLogger(__name__)
 
