@@ -19,7 +19,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,6 +134,29 @@ query RunStatus($runId: ID!) {
   }
 }
 """
+
+
+# What a user types (and what the OOM killer hits): every asset and check, from the CLI.
+MATERIALIZE_EVERYTHING = [
+    str(BIN_DIR / "dagster"),
+    "asset",
+    "materialize",
+    "-m",
+    "fulfillment_assets.definitions",
+    "--select",
+    "*",
+]
+
+
+def wait_for(
+    condition: Callable[[], object], timeout: float, what: str, poll: float = 0.05
+) -> None:
+    """Polls `condition` until it is true; fails naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(poll)
 
 
 def free_port() -> int:

@@ -15,27 +15,15 @@ from dagster_graphql import DagsterGraphQLClient
 from fulfillment_assets import settings
 from fulfillment_assets.demo_api import DemoApiOptions, DemoApiServer
 from fulfillment_assets_tests.conftest import TEST_API_KEY
-from fulfillment_assets_tests.dagster_server import BIN_DIR, HOST, DagsterServer
+from fulfillment_assets_tests.dagster_server import (
+    HOST,
+    MATERIALIZE_EVERYTHING,
+    DagsterServer,
+    wait_for,
+)
 
 RECORDS = 3000
 RUN_TIMEOUT_SECONDS = 240
-MATERIALIZE_EVERYTHING = [
-    str(BIN_DIR / "dagster"),
-    "asset",
-    "materialize",
-    "-m",
-    "fulfillment_assets.definitions",
-    "--select",
-    "*",
-]
-
-
-def _wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def test_a_run_launched_after_a_killed_one_proceeds_and_the_dead_run_is_failed(
@@ -66,7 +54,7 @@ def test_a_run_launched_after_a_killed_one_proceeds_and_the_dead_run_is_failed(
                 start_new_session=True,
             )
             try:
-                _wait_for(lambda: len(api.requests) >= 5, 120, "the CLI run to fetch pages")
+                wait_for(lambda: len(api.requests) >= 5, 120, "the CLI run to fetch pages")
                 os.killpg(child.pid, signal.SIGKILL)
             finally:
                 child.wait(timeout=30)

@@ -7,7 +7,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from dagster import DagsterInstance, DagsterRunStatus
 from fulfillment_assets import settings
 from fulfillment_assets.demo_api import DemoApiOptions, DemoApiServer, make_record
 from fulfillment_assets_tests.conftest import TEST_API_KEY, query
-from fulfillment_assets_tests.dagster_server import BIN_DIR
+from fulfillment_assets_tests.dagster_server import MATERIALIZE_EVERYTHING, wait_for
 
 RECORDS = 3000
 # A child process that materializes the raw table into the shared data dir and Dagster instance.
@@ -30,16 +29,6 @@ with DagsterInstance.get() as instance:
     )
 print("run", result.run_id, result.success)
 """
-# What a user types (and what the OOM killer hits): every asset and check, from the CLI.
-MATERIALIZE_EVERYTHING = [
-    str(BIN_DIR / "dagster"),
-    "asset",
-    "materialize",
-    "-m",
-    "fulfillment_assets.definitions",
-    "--select",
-    "*",
-]
 CLI_TIMEOUT_SECONDS = 300
 
 
@@ -68,14 +57,6 @@ def dagster_home(tmp_path: Path) -> Path:
     return home
 
 
-def _wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.002)
-
-
 def _loaded_once_each(data_dir: Path) -> None:
     ((rows, ids),) = query(
         data_dir, "SELECT count(*), count(DISTINCT id) FROM fulfillment.fulfillment_data"
@@ -98,14 +79,17 @@ def _kill_mid_phase(
     normalized = data_dir / "dlt_pipelines" / settings.PIPELINE_NAME / "load"
     try:
         if phase == "extract":
-            _wait_for(lambda: len(demo_api.requests) >= 5, 120, "the child to fetch pages")
+            wait_for(
+                lambda: len(demo_api.requests) >= 5, 120, "the child to fetch pages", poll=0.002
+            )
         else:
-            _wait_for(
+            wait_for(
                 lambda: (
                     any(normalized.glob("normalized/*/started_jobs/*")) or child.poll() is not None
                 ),
                 120,
                 "the child to start loading",
+                poll=0.002,
             )
             assert child.poll() is None, "the child finished before it could be killed"
         os.killpg(child.pid, signal.SIGKILL)
@@ -195,7 +179,7 @@ def test_code_loading_and_queries_during_a_load_leave_it_alone(
     )
     child = _start_child(dagster_home)
     try:
-        _wait_for(lambda: len(demo_api.requests) >= 3, 120, "the child to fetch pages")
+        wait_for(lambda: len(demo_api.requests) >= 3, 120, "the child to fetch pages", poll=0.002)
         loader = subprocess.run(
             [sys.executable, "-c", CODE_LOCATION_AND_QUERY],
             cwd=settings.PROJECT_ROOT,
