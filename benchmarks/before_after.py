@@ -1,12 +1,15 @@
 """Two versions of the package, interleaved on one machine: is a change within noise?
 
     .venv/bin/python benchmarks/before_after.py --before 518865b [--after HEAD] \
-        --cases 1000000@0 100000@20 --repeats 3
+        --cases 1000000@0 100000@20 --repeats 3 [--minimal]
 
 For each case (records @ ms of API latency) one demo API serves both versions; the project's
 raw-table load runs before, after, before, after, ... (`contenders.py project`, a fresh process
-and data dir each), so both see the same machine load. Prints a Markdown table: best and median
-seconds of each, and after / before of the bests.
+and data dir each), so both see the same machine load. With `--minimal`, issue 13's minimal
+loader (`contenders.py minimal`: 4 threads, orjson, pyarrow batches of 10,000, DuckDB insert)
+runs in the same rotation. Prints a Markdown table: best and median seconds of each, after /
+before of the bests and, with `--minimal`, the fraction of the minimal loader's speed the
+"after" version reaches (minimal's best seconds / after's best seconds).
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--timeout", type=float, default=2400)
     parser.add_argument("--max-rss-mb", type=float, default=10_000)
+    parser.add_argument("--minimal", action="store_true", help="run the minimal loader too")
     args = parser.parse_args()
     base = os.environ | {KEY_ENV: secrets.token_urlsafe(24), "RUNTIME__DLTHUB_TELEMETRY": "false"}
     base = {k: v for k, v in base.items() if not k.startswith(("SOURCES__", "DESTINATION__"))}
@@ -61,27 +65,35 @@ def main() -> None:
         }
         for case in args.cases:
             records, latency = int(case.split("@")[0]), float(case.split("@")[1])
-            seconds: dict[str, list[float]] = {"before": [], "after": []}
+            runs = [("before", "project"), ("after", "project")]
+            runs += [("minimal", "minimal")] if args.minimal else []
+            seconds: dict[str, list[float]] = {name: [] for name, _ in runs}
             with DemoApi(records, latency, envs["after"], work / "api.log") as api:
                 for repeat in range(args.repeats):
-                    for name, env in envs.items():
+                    for name, contender in runs:
                         data_dir = work / f"{case}_{name}_{repeat}"
+                        env = envs.get(name, envs["after"])
                         result: dict[str, Any] = run_child(
-                            "project", api.url, records, latency, data_dir, env, args
+                            contender, api.url, records, latency, data_dir, env, args
                         )
                         assert result.get("rows") == records, result
                         seconds[name].append(result["seconds"])
             best = {name: min(values) for name, values in seconds.items()}
-            rows.append(
-                f"| {records:,} @ {latency:g} ms | {best['before']:.1f} "
-                f"({statistics.median(seconds['before']):.1f}) | {best['after']:.1f} "
-                f"({statistics.median(seconds['after']):.1f}) | "
-                f"{best['after'] / best['before']:.2f} |"
-            )
+            row = f"| {records:,} @ {latency:g} ms |"
+            for name in seconds:
+                row += f" {best[name]:.1f} ({statistics.median(seconds[name]):.1f}) |"
+            row += f" {best['after'] / best['before']:.2f} |"
+            if args.minimal:
+                row += f" {best['minimal'] / best['after']:.2f} |"
+            rows.append(row)
             print(rows[-1], flush=True)
     print(f"\nbefore: {args.before}, after: {args.after}, {args.repeats} runs each, interleaved")
-    print("| records @ API latency | before: best (median) s | after: best (median) s | ratio |")
-    print("| --- | --- | --- | --- |")
+    header = "| records @ API latency | before: best (median) s | after: best (median) s |"
+    header += " minimal: best (median) s |" if args.minimal else ""
+    header += " after / before |"
+    header += " after's fraction of minimal's speed |" if args.minimal else ""
+    print(header)
+    print("|" + " --- |" * header.count(" |"))
     print("\n".join(rows))
 
 

@@ -1,6 +1,7 @@
 """One contender of the ingest benchmark, run in a fresh process by bench_ingest.py.
 
-    python benchmarks/contenders.py {project,seed,floor,api} --base-url URL --data-dir DIR ...
+    python benchmarks/contenders.py {project,seed,floor,minimal,api} --base-url URL \
+        --data-dir DIR ...
 
 The API key comes from the environment (BENCH_API_KEY; the project reads its own
 SOURCES__FULFILLMENT__API_KEY). The last stdout line is `BENCH_RESULT {json}`: the seconds of the
@@ -224,6 +225,54 @@ def run_floor(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def run_minimal(args: argparse.Namespace) -> dict[str, Any]:
+    """Issue 13's minimal loader: 4 threads fetching pages, orjson, pyarrow batches of 10,000
+    rows, DuckDB insert; no framework, no merge, no checks of what the API sent."""
+    import duckdb
+    import orjson
+    import requests
+    from requests.adapters import HTTPAdapter
+
+    threads, batch_rows = 4, 10_000
+    started = start_timer()
+    session = requests.Session()
+    session.trust_env = False  # else every request scans os.environ for proxy settings
+    session.mount("http://", HTTPAdapter(pool_maxsize=threads))
+    url, key = f"{args.base_url}/v1/fulfillment", os.environ["BENCH_API_KEY"]
+
+    def fetch(offset: int) -> dict[str, Any]:
+        response = session.get(
+            url, params={"api_key": key, "offset": offset, "limit": PAGE}, timeout=60
+        )
+        response.raise_for_status()
+        return orjson.loads(response.content)
+
+    con = duckdb.connect(str(args.data_dir / "minimal.duckdb"))
+    con.execute("CREATE SCHEMA fulfillment")
+    con.execute(
+        "CREATE TABLE fulfillment.fulfillment_data (id BIGINT, customer_id VARCHAR, "
+        "order_status VARCHAR, created_at TIMESTAMPTZ, updated_at TIMESTAMPTZ, amount DOUBLE, "
+        "currency VARCHAR, items_count BIGINT, shipment JSON)"
+    )
+    rows: list[dict[str, Any]] = []
+    for page in _pages(fetch, threads):
+        rows.extend(page)
+        if len(rows) >= batch_rows:
+            con.register("batch", _arrow_batch(rows))
+            con.execute("INSERT INTO fulfillment.fulfillment_data SELECT * FROM batch")
+            rows.clear()
+    if rows:
+        con.register("batch", _arrow_batch(rows))
+        con.execute("INSERT INTO fulfillment.fulfillment_data SELECT * FROM batch")
+    con.close()
+    seconds = time.perf_counter() - started
+    return {
+        "seconds": seconds,
+        "concurrency": threads,
+        "rows": count_rows(args.data_dir / "minimal.duckdb", "fulfillment.fulfillment_data"),
+    }
+
+
 def run_api(args: argparse.Namespace) -> dict[str, Any]:
     """The demo API alone: 100-record pages, bodies read but not parsed, for a few seconds."""
     import requests
@@ -261,7 +310,13 @@ def run_api(args: argparse.Namespace) -> dict[str, Any]:
     return {"sequential": measure(1), "concurrent": measure(args.concurrency)}
 
 
-CONTENDERS = {"project": run_project, "seed": run_seed, "floor": run_floor, "api": run_api}
+CONTENDERS = {
+    "project": run_project,
+    "seed": run_seed,
+    "floor": run_floor,
+    "minimal": run_minimal,
+    "api": run_api,
+}
 
 
 def main() -> None:

@@ -190,15 +190,25 @@ def test_the_walk_logs_its_progress_with_an_eta_and_once_at_the_end(
     assert sum(line.endswith("done") for line in lines) == 1
 
 
-class HeaderDripServer:
-    """A raw-socket fake API (uvicorn cannot drip headers): every answer's status line and
-    headers arrive a byte every 0.2 s, for up to two minutes; it records each request's line."""
+# What a server says first, dripped a byte every 0.2 s (600 bytes: 120 s).
+DRIPPED_HEADERS = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n" + b"x: y\r\n" * 200
+# A TLS handshake record that announces 16 KiB (a ServerHello with a certificate), then its bytes.
+DRIPPED_TLS_HANDSHAKE = b"\x16\x03\x03\x40\x00\x02\x00\x3f\xfc\x03\x03" + b"\x00" * 600
 
-    def __init__(self) -> None:
+
+class DripServer:
+    """A raw-socket fake API (uvicorn cannot drip headers, nor a TLS handshake): after each
+    connection's first bytes (a request line, or a TLS ClientHello), `drip` arrives a byte every
+    0.2 s, for up to two minutes. It records each connection's first line and how long the client
+    stayed connected."""
+
+    def __init__(self, drip: bytes = DRIPPED_HEADERS, scheme: str = "http") -> None:
+        self._drip_bytes = drip[:600]
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(0.2)
-        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
-        self.requests: list[str] = []
+        self.url = f"{scheme}://127.0.0.1:{self._listener.getsockname()[1]}"
+        self.requests: list[bytes] = []
+        self.connected_seconds: list[float] = []
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._accept, daemon=True)]
         self._threads[0].start()
@@ -214,17 +224,18 @@ class HeaderDripServer:
             thread.start()
 
     def _drip(self, conn: socket.socket) -> None:
+        accepted = time.monotonic()
         with conn:
             conn.settimeout(5)
-            self.requests.append(conn.recv(65_536).split(b"\r\n", 1)[0].decode())
-            head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n" + b"x: y\r\n" * 200
-            for byte in head[:600]:  # 600 bytes * 0.2 s = 120 s
+            self.requests.append(conn.recv(65_536).split(b"\r\n", 1)[0])
+            for byte in self._drip_bytes:
                 if self._stop.wait(0.2):
                     return
                 try:
                     conn.sendall(bytes([byte]))
                 except OSError:
-                    return  # the client gave up
+                    break  # the client gave up
+            self.connected_seconds.append(time.monotonic() - accepted)
 
     def close(self) -> None:
         self._stop.set()
@@ -238,7 +249,7 @@ def test_dripping_headers_time_out_within_the_request_timeout(
     isolated_environment: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    server = HeaderDripServer()
+    server = DripServer()
     monkeypatch.setenv("SOURCES__FULFILLMENT__BASE_URL", server.url)
     monkeypatch.setenv("SOURCES__FULFILLMENT__API_KEY", TEST_API_KEY)
     # Each wait for a byte is short (0.2 s); the status line and headers would take 120 s.
@@ -262,3 +273,34 @@ def test_dripping_headers_time_out_within_the_request_timeout(
             break
         time.sleep(0.1)
     assert not any(t.name == "fulfillment-page-deadline" for t in threading.enumerate())
+
+
+def test_a_dripping_tls_handshake_times_out_within_the_request_timeout(
+    instance: DagsterInstance,
+    isolated_environment: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server = DripServer(DRIPPED_TLS_HANDSHAKE, scheme="https")
+    monkeypatch.setenv("SOURCES__FULFILLMENT__BASE_URL", server.url)
+    monkeypatch.setenv("SOURCES__FULFILLMENT__API_KEY", TEST_API_KEY)
+    # Each wait for a byte of the handshake is short (0.2 s); the handshake would take 120 s.
+    monkeypatch.setenv("SOURCES__FULFILLMENT__REQUEST_TIMEOUT", "2")
+    try:
+        result = materialize_all(instance, raise_on_error=False, selection=RAW_ONLY)
+        for _ in range(30):  # bounded: the server notices the last attempt's end within 0.4 s
+            if len(server.connected_seconds) == len(server.requests):
+                break
+            time.sleep(0.1)
+    finally:
+        server.close()
+
+    assert not result.success
+    message = failure_message(result)
+    assert "no answer within the request timeout" in message and "offset 0" in message
+    assert "SOURCES__FULFILLMENT__REQUEST_TIMEOUT" in message
+    assert TEST_API_KEY not in message
+    assert len(server.requests) == 1 + settings.MAX_RETRIES  # retried like a read timeout
+    assert all(r.startswith(b"\x16\x03") for r in server.requests)  # TLS ClientHellos
+    # Each attempt ended at its page deadline (2 s; the drip noticed within 0.4 s after).
+    assert len(server.connected_seconds) == len(server.requests)
+    assert all(seconds < 2 + 1.5 for seconds in server.connected_seconds), server.connected_seconds

@@ -144,28 +144,36 @@ def _attach_current(sock: socket.socket | None) -> None:
         page.attach(sock)
 
 
-class DeadlineHTTPConnection(HTTPConnection):
-    """Registers its socket with the page being sent, whether new or reused from the pool."""
+class _PageSockets:
+    """Registers every socket the connection holds with the page being sent.
 
-    def connect(self) -> None:
-        super().connect()
-        _attach_current(self.sock)
+    `sock` is set as soon as the TCP connection is made, before any TLS handshake, and again
+    with the TLS socket: a handshake dripping bytes is cut at the page deadline too. A socket
+    reused from the pool is registered when the next request goes out on it.
+    """
+
+    _socket: socket.socket | None = None
+
+    @property
+    def sock(self) -> socket.socket | None:
+        return self._socket
+
+    @sock.setter
+    def sock(self, value: socket.socket | None) -> None:
+        self._socket = value
+        _attach_current(value)
 
     def request(self, *args: Any, **kwargs: Any) -> None:
         _attach_current(self.sock)
-        super().request(*args, **kwargs)
+        super().request(*args, **kwargs)  # type: ignore[misc]  # the connection class's
 
 
-class DeadlineHTTPSConnection(HTTPSConnection):
-    """The TLS twin of `DeadlineHTTPConnection`."""
+class DeadlineHTTPConnection(_PageSockets, HTTPConnection):
+    """urllib3's connection, its sockets cut at the page deadline."""
 
-    def connect(self) -> None:
-        super().connect()
-        _attach_current(self.sock)
 
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        _attach_current(self.sock)
-        super().request(*args, **kwargs)
+class DeadlineHTTPSConnection(_PageSockets, HTTPSConnection):
+    """urllib3's TLS connection, its sockets (TCP, then TLS) cut at the page deadline."""
 
 
 class DeadlineHTTPConnectionPool(HTTPConnectionPool):

@@ -57,6 +57,17 @@ def _walk_of(request: requests.Request) -> _Walk:
     return _Walk(request.method, request.url, rest, request.auth, int(params.get("offset", 0)))
 
 
+def _with_offset(url: str, offset: int) -> str:
+    """The page's URL at another offset: the `offset` pair replaced, every other byte as requests
+    prepared it (the key and the other params stay encoded exactly as they were)."""
+    location, hash_mark, fragment = url.partition("#")
+    path, _, query = location.partition("?")
+    pairs = query.split("&") if query else []
+    at = next((i for i, pair in enumerate(pairs) if pair.startswith("offset=")), len(pairs))
+    pairs[at : at + 1] = [f"offset={offset}"]
+    return f"{path}?{'&'.join(pairs)}{hash_mark}{fragment}"
+
+
 class ReadAheadSession(requests.Session):
     """rest_api's session: fetches later pages ahead of their turn, via dlt's retrying client."""
 
@@ -82,7 +93,7 @@ class ReadAheadSession(requests.Session):
         self._pending: dict[int, _PageFetch] = {}
         self._handed_out: _PageFetch | None = None
         self._walk: _Walk | None = None  # the walk's last request rest_api prepared
-        self._template: requests.Request | None = None
+        self._template: requests.PreparedRequest | None = None
         self._send_kwargs: dict[str, Any] = {}
         self._next_offset = 0
         self._stop_offset = 0
@@ -95,20 +106,17 @@ class ReadAheadSession(requests.Session):
         with self._lock:
             same_walk = self._walk is not None and walk[:4] == self._walk[:4]
             fetch = self._pending.pop(walk.offset, None) if same_walk else None
-            if fetch is None:
-                if self._pending:
-                    self._drop_pending()  # the walk went elsewhere: pages fetched ahead are moot
-                # rest_api changes its request's params in place from page to page: a copy.
-                self._template = requests.Request(
-                    request.method,
-                    request.url,
-                    headers=dict(request.headers or {}),
-                    params=dict(_params(request)),
-                    auth=request.auth,
-                    hooks=request.hooks,
-                )
+            if fetch is None and self._pending:
+                self._drop_pending()  # the walk went elsewhere: pages fetched ahead are moot
             self._walk, self._handed_out = walk, fetch
-        return fetch.request if fetch is not None else super().prepare_request(request)
+        if fetch is not None:
+            return fetch.request
+        prepared = super().prepare_request(request)
+        with self._lock:
+            # The pages fetched ahead are copies of this one at their offsets: requests prepares
+            # (merges settings, encodes params, applies auth) once a walk, not once a page.
+            self._template = prepared
+        return prepared
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         with self._lock:
@@ -196,15 +204,8 @@ class ReadAheadSession(requests.Session):
             while self._next_offset <= self._stop_offset and len(self._pending) < self._ahead():
                 offset = self._next_offset
                 self._next_offset += self._step or 1
-                page = requests.Request(
-                    template.method,
-                    template.url,
-                    headers=template.headers,
-                    params={**_params(template), "offset": offset},
-                    auth=template.auth,
-                    hooks=template.hooks,
-                )
-                request = super().prepare_request(page)
+                request = template.copy()
+                request.url = _with_offset(str(template.url), offset)
                 if self._workers is None:
                     self._workers = _DaemonWorkers(self._max_window)
                 future = self._workers.submit(self._fetch, request, kwargs)
