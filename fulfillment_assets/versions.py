@@ -121,8 +121,10 @@ def _bring_up_to_date(warehouse: Warehouse) -> None:
     )
     ((seen,),) = warehouse.query(f"SELECT max(version_load_id) FROM {VERSIONS}")
     newer_rows = f"FROM {RAW} WHERE _dlt_load_id > {literal(seen or '')}"
+    insert = f"INSERT INTO {VERSIONS} SELECT id, updated_at, _dlt_load_id {newer_rows}"
+    if seen is None:  # created just now, empty: nothing to replace
+        warehouse.execute(insert)
+        return
     # The raw row of an id holds its newest version (the merge keeps older ones out).
-    warehouse.execute(
-        f"DELETE FROM {VERSIONS} WHERE version_id IN (SELECT id {newer_rows})",
-        f"INSERT INTO {VERSIONS} SELECT id, updated_at, _dlt_load_id {newer_rows}",
-    )
+    replaced = f"DELETE FROM {VERSIONS} WHERE version_id IN (SELECT id {newer_rows})"
+    warehouse.execute(replaced, insert)

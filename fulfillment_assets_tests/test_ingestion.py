@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import logging
+import threading
+import urllib.error
+import urllib.request
 from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -279,3 +283,61 @@ def test_a_429_lowers_the_concurrency(
 
     assert "the API answered 429: fetching 4 pages at once from now on" in caplog.text
     assert table_snapshot(isolated_environment) == _api_rows(demo_api)
+
+
+class ForwardProxy:
+    """A plain HTTP forward proxy on loopback: relays each `GET http://host/...` and counts it."""
+
+    def __init__(self) -> None:
+        proxy = self
+        self.relayed = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+                try:
+                    with direct.open(self.path, timeout=30) as answer:
+                        status, body = answer.status, answer.read()
+                        content_type = answer.headers.get("content-type", "")
+                except urllib.error.HTTPError as error:
+                    status, body = error.code, error.read()
+                    content_type = error.headers.get("content-type", "")
+                proxy.relayed += 1
+                self.send_response(status)
+                self.send_header("content-type", content_type)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def test_the_environments_proxy_settings_are_honoured(
+    demo_api: DemoApiServer,
+    instance: DagsterInstance,
+    isolated_environment: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    proxy = ForwardProxy()
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    try:
+        result = materialize_all(instance, selection=RAW_ONLY)
+    finally:
+        proxy.close()
+
+    assert result.success
+    assert table_snapshot(isolated_environment) == _api_rows(demo_api)
+    # Every page went through the proxy: 13 pages and the empty page that confirms the end.
+    assert proxy.relayed == len(demo_api.requests) == 14

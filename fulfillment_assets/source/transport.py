@@ -1,19 +1,21 @@
 """The transport of one page: sent and read whole within the page deadline, parsed once.
 
 `PageDeadlineAdapter` is the `requests` adapter of the source's session; `deadline.py` bounds the
-connection, the status line, the headers and the body together, and the body is parsed once
-(orjson) into a `PageResponse`.
+connection, the status line, the headers and the body together; the body is read whole into a
+`PageResponse`, which parses it once (orjson).
 """
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import orjson
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
+from requests.cookies import extract_cookies_to_jar
+from requests.structures import CaseInsensitiveDict
+from requests.utils import get_encoding_from_headers
 
 from fulfillment_assets.source.deadline import (
     DeadlinePoolManager,
@@ -23,19 +25,19 @@ from fulfillment_assets.source.deadline import (
 
 
 class PageResponse(requests.Response):
-    """A response whose JSON body is parsed once, with orjson: dlt reads it twice a page."""
+    """A response whose body was read whole within the page deadline, and whose JSON is parsed
+    once, with orjson: dlt reads it twice a page."""
 
+    body = b""
     _parsed: Any = None
 
-    @classmethod
-    def of(cls, response: requests.Response) -> PageResponse:
-        page = cls()
-        page.__setstate__(response.__getstate__())  # requests' own copy protocol (pickling)
-        return page
+    @property
+    def content(self) -> bytes:  # always bytes: read whole, in `send`
+        return self.body
 
     def json(self, **kwargs: Any) -> Any:
         if self._parsed is None:
-            self._parsed = orjson.loads(self.content)
+            self._parsed = orjson.loads(self.body)
         return self._parsed
 
 
@@ -44,7 +46,7 @@ class PageDeadlineAdapter(HTTPAdapter):
 
     requests' own timeout bounds each wait for bytes, not the page: headers or a body dripping a
     byte a second would never time out. Here the page's socket is shut down at the deadline (see
-    `deadline`), and the body is read here, chunk by chunk, so the page ends as a read timeout.
+    `deadline`), and the body is read here, whole, so the page ends as a read timeout.
     """
 
     def __init__(self, page_timeout: float, pool_maxsize: int) -> None:
@@ -73,32 +75,36 @@ class PageDeadlineAdapter(HTTPAdapter):
                     ) from None
                 raise
 
+    def build_response(self, req: requests.PreparedRequest, resp: Any) -> PageResponse:
+        """requests' own response building (the hook it offers subclasses), as a `PageResponse`."""
+        response = PageResponse()
+        response.status_code = resp.status
+        response.headers = CaseInsensitiveDict(resp.headers)
+        response.encoding = get_encoding_from_headers(response.headers)
+        response.raw = resp
+        response.reason = resp.reason
+        response.url = req.url.decode() if isinstance(req.url, bytes) else str(req.url)
+        extract_cookies_to_jar(response.cookies, req, resp)
+        response.request = req
+        response.connection = self
+        return response
+
     def _send_whole(
         self, request: requests.PreparedRequest, page: PageDeadline, **kwargs: Any
     ) -> requests.Response:
         response = super().send(request, stream=True, **kwargs)
-        raw = response.raw
-        chunks: list[bytes] = []
+        assert isinstance(response, PageResponse)  # built by `build_response` above
         try:
-            # read1: whatever one wait brings (read() would wait for all 64 KiB).
-            while chunk := raw.read1(65_536, decode_content=False):
-                chunks.append(chunk)
+            # Blocks until the body is whole, or until the deadline shuts the socket down.
+            response.body = response.raw.read(decode_content=True)
         except urllib3.exceptions.ProtocolError as error:
             raise requests.exceptions.ChunkedEncodingError(error, request=request) from None
         except urllib3.exceptions.ReadTimeoutError as error:
             raise requests.exceptions.ReadTimeout(error, request=request) from None
+        except urllib3.exceptions.DecodeError as error:
+            raise requests.exceptions.ContentDecodingError(error, request=request) from None
         finally:
             response.close()
         if page.expired:  # a body cut short at the deadline may end like a whole one
             raise requests.exceptions.ReadTimeout("the page was cut at its deadline")
-        # The body as read, behind a fresh urllib3 response, so requests builds the rest itself.
-        buffered = urllib3.HTTPResponse(
-            body=io.BytesIO(b"".join(chunks)),
-            headers=raw.headers,
-            status=raw.status,
-            reason=raw.reason,
-            version=raw.version,
-            preload_content=False,
-            decode_content=True,
-        )
-        return PageResponse.of(self.build_response(request, buffered))
+        return response
