@@ -87,6 +87,18 @@ def unreadable(
     return None
 
 
+def unjudgeable(
+    instance: DagsterInstance, warehouse: Warehouse, needed: Collection[str]
+) -> AssetCheckResult | None:
+    """A check's result when it cannot judge the raw table: an ERROR when the table, or a column
+    it needs, cannot be read (never a pass); a pass when nothing was loaded yet. None when the
+    check can judge the table."""
+    reason = unreadable(instance, warehouse, needed)
+    if reason is None:
+        return None
+    return cannot_read(reason) if reason else NOTHING_LOADED
+
+
 def cannot_read(reason: str) -> AssetCheckResult:
     return AssetCheckResult(
         passed=False,

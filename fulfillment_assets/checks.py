@@ -16,13 +16,7 @@ from dagster import (
 
 from fulfillment_assets import history, settings
 from fulfillment_assets.assets import RAW_ASSET_KEY
-from fulfillment_assets.check_results import (
-    NOTHING_LOADED,
-    cannot_read,
-    check_metadata,
-    offending,
-    unreadable,
-)
+from fulfillment_assets.check_results import check_metadata, offending, unjudgeable
 from fulfillment_assets.row_rules import row_rules
 from fulfillment_assets.schema_checks import schema_contract
 from fulfillment_assets.sql import literals
@@ -99,11 +93,8 @@ def _threshold_check(rule_name: str, column: str, description: str) -> AssetChec
 
     @asset_check(asset=RAW_ASSET_KEY, name=rule_name, blocking=True, description=description)
     def _check(context: AssetCheckExecutionContext, warehouse: Warehouse) -> AssetCheckResult:
-        reason = unreadable(context.instance, warehouse, ("id", column))
-        if reason:
-            return cannot_read(reason)
-        if reason == "":
-            return NOTHING_LOADED
+        if early := unjudgeable(context.instance, warehouse, ("id", column)):
+            return early
         columns = warehouse.columns(RAW)
         if rule_name == "order_status_accepted" and not settings.accepted_statuses():
             return _discovered_statuses_result(warehouse)
@@ -149,11 +140,8 @@ order_status_accepted = _threshold_check(
 def id_unique_and_not_null(
     context: AssetCheckExecutionContext, warehouse: Warehouse
 ) -> AssetCheckResult:
-    reason = unreadable(context.instance, warehouse, ("id", "_dlt_load_id"))
-    if reason:
-        return cannot_read(reason)
-    if reason == "":
-        return NOTHING_LOADED
+    if early := unjudgeable(context.instance, warehouse, ("id", "_dlt_load_id")):
+        return early
     ((checked, null_ids, duplicate_rows, last_load_rows),) = warehouse.query(
         "SELECT count(*), count(*) - count(id), count(id) - count(DISTINCT id), "
         f"count(CASE WHEN _dlt_load_id = (SELECT max(_dlt_load_id) FROM {RAW}) THEN 1 END) "

@@ -15,7 +15,7 @@ from dagster import (
 
 from fulfillment_assets import settings
 from fulfillment_assets.assets import RAW_ASSET_KEY
-from fulfillment_assets.check_results import cannot_read, unreadable
+from fulfillment_assets.check_results import unjudgeable
 from fulfillment_assets.source.arrow import COLLISION_SUFFIX
 from fulfillment_assets.warehouse import Warehouse
 
@@ -33,10 +33,10 @@ from fulfillment_assets.warehouse import Warehouse
 def field_names_distinct(
     context: AssetCheckExecutionContext, warehouse: Warehouse
 ) -> AssetCheckResult:
-    # Like every check: an unreadable table is an ERROR, never "every field has a column".
-    reason = unreadable(context.instance, warehouse, ())
-    if reason:
-        return cannot_read(reason)
+    # Like every check: an unreadable table is an ERROR, never "every field has a column";
+    # nothing loaded yet is a pass.
+    if early := unjudgeable(context.instance, warehouse, ()):
+        return early
     table = warehouse.stored_schema().get("tables", {}).get(settings.RESOURCE_NAME, {})
     collisions = {
         name: column.get("description") or f"a field normalizing onto `{name}`"

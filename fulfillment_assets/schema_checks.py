@@ -11,13 +11,7 @@ from dagster import (
 
 from fulfillment_assets import history, settings
 from fulfillment_assets.assets import RAW_ASSET_KEY
-from fulfillment_assets.check_results import (
-    NOTHING_LOADED,
-    cannot_read,
-    check_metadata,
-    offending,
-    unreadable,
-)
+from fulfillment_assets.check_results import check_metadata, offending, unjudgeable
 from fulfillment_assets.row_rules import variant_columns
 from fulfillment_assets.warehouse import Warehouse
 
@@ -35,11 +29,8 @@ RAW = settings.RESOURCE_NAME
     ),
 )
 def schema_contract(context: AssetCheckExecutionContext, warehouse: Warehouse) -> AssetCheckResult:
-    reason = unreadable(context.instance, warehouse, ())
-    if reason:
-        return cannot_read(reason)
-    if reason == "":
-        return NOTHING_LOADED
+    if early := unjudgeable(context.instance, warehouse, ()):
+        return early
     columns = warehouse.columns(RAW)
     stored = warehouse.stored_schema().get("tables", {}).get(RAW, {}).get("columns", {})
     deviations = []

@@ -14,7 +14,7 @@ from dagster import (
 )
 
 from fulfillment_assets.assets import RAW_ASSET_KEY
-from fulfillment_assets.check_results import NOTHING_LOADED, cannot_read, check_metadata, unreadable
+from fulfillment_assets.check_results import check_metadata, unjudgeable
 from fulfillment_assets.versions import DISCARDED_COUNT, DISCARDED_SAMPLE
 from fulfillment_assets.warehouse import Warehouse
 
@@ -33,11 +33,8 @@ def updated_at_never_goes_back(
     context: AssetCheckExecutionContext, warehouse: Warehouse
 ) -> AssetCheckResult:
     # Never a pass on a table it cannot see, like every check here.
-    reason = unreadable(context.instance, warehouse, ("id", "updated_at"))
-    if reason:
-        return cannot_read(reason)
-    if reason == "":
-        return NOTHING_LOADED
+    if early := unjudgeable(context.instance, warehouse, ("id", "updated_at")):
+        return early
     event = context.instance.get_latest_materialization_event(RAW_ASSET_KEY)
     materialization = event.asset_materialization if event else None
     metadata = materialization.metadata if materialization else {}

@@ -8,7 +8,8 @@ parameters; each lives in a module of its own:
   timeout, parsed once;
 - `pages`: the page check and the paginator (advance by the records received, end on an empty
   page, the count must equal `total`);
-- `read_ahead`: a `requests.Session` that fetches the next pages concurrently, in order;
+- `read_ahead`: a `requests.Session` that fetches the next pages concurrently, in order, on
+  `workers`' daemon threads;
 - `arrow`: records to typed Arrow tables with variant columns;
 - `progress`: the walk's progress on the `fulfillment_assets.progress` logger.
 """

@@ -11,9 +11,7 @@ few pages are kept in flight. Each fetch goes through dlt's retrying client.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
-from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, NamedTuple, cast
 from urllib.parse import urlsplit
@@ -28,6 +26,7 @@ from fulfillment_assets.source.http import (
     describe_transport_error,
 )
 from fulfillment_assets.source.transport import PageDeadlineAdapter
+from fulfillment_assets.source.workers import DaemonWorkers
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +97,7 @@ class ReadAheadSession(requests.Session):
         self._next_offset = 0
         self._stop_offset = 0
         self._step = 0
-        self._workers: _DaemonWorkers | None = None
+        self._workers: DaemonWorkers | None = None
 
     def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
         """A page fetched ahead was prepared then; the walk's other pages are prepared here."""
@@ -227,7 +226,7 @@ class ReadAheadSession(requests.Session):
                 request = template.copy()
                 request.url = _with_offset(str(template.url), offset)
                 if self._workers is None:
-                    self._workers = _DaemonWorkers(self._max_window)
+                    self._workers = DaemonWorkers(self._max_window)
                 future = self._workers.submit(self._fetch, request, kwargs)
                 self._pending[offset] = _PageFetch(request, future)
 
@@ -236,39 +235,3 @@ class ReadAheadSession(requests.Session):
             fetch.future.cancel()
         self._pending.clear()
         self._next_offset = self._stop_offset = self._step = 0
-
-
-class _DaemonWorkers:
-    """A few daemon threads: a page stuck in flight never keeps a stopping process alive.
-
-    (ThreadPoolExecutor's threads are joined at interpreter exit, so SIGTERM would wait for them.)
-    """
-
-    def __init__(self, count: int) -> None:
-        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
-        self._count = count
-        for number in range(count):
-            name = f"fulfillment-page-{number}"
-            threading.Thread(target=self._work, name=name, daemon=True).start()
-
-    def submit(self, fn: Callable[..., requests.Response], *args: Any) -> Future[requests.Response]:
-        future: Future[requests.Response] = Future()
-
-        def job() -> None:
-            if not future.set_running_or_notify_cancel():
-                return
-            try:
-                future.set_result(fn(*args))
-            except BaseException as error:  # noqa: BLE001 - handed to the waiting thread
-                future.set_exception(error)
-
-        self._jobs.put(job)
-        return future
-
-    def stop(self) -> None:
-        for _ in range(self._count):
-            self._jobs.put(None)
-
-    def _work(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            job()
