@@ -11,7 +11,8 @@ parameters; each lives in a module of its own:
 - `read_ahead`: a `requests.Session` that fetches the next pages concurrently, in order, on
   `workers`' daemon threads;
 - `arrow`: records to typed Arrow tables with variant columns;
-- `progress`: the walk's progress on the `fulfillment_assets.progress` logger.
+- `progress`: the walk's progress on the `fulfillment_assets.progress` logger;
+- `collector`: Python's garbage collector, run less often during the walk.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from dlt.sources.rest_api import RESTAPIConfig, rest_api_resources
 
 from fulfillment_assets import settings
 from fulfillment_assets.source.arrow import arrow_batches, page_to_arrow
+from fulfillment_assets.source.collector import fewer_collections
 from fulfillment_assets.source.http import (
     API_KEY_SETTING,
     BASE_URL_SETTING,
@@ -176,10 +178,11 @@ def fulfillment(
             fulfillment_config(base_url, api_key, session, paginator, params)
         )
         try:
-            if arrow_batch_rows:
-                yield from arrow_batches(pages, arrow_batch_rows)
-            else:
-                yield from pages
+            with fewer_collections():
+                if arrow_batch_rows:
+                    yield from arrow_batches(pages, arrow_batch_rows)
+                else:
+                    yield from pages
         finally:
             session.close()  # a failed page leaves no fetches running behind it
 
