@@ -57,13 +57,19 @@ def mark_deleted(
     that suddenly returns a partial list must not empty the models."""
     table = settings.RESOURCE_NAME
     limit = max_delete_fraction()
+    older = f"_dlt_load_id <> {literal(load_id)} AND {DELETED_AT} IS NULL"
     unmarked = (
-        f"_dlt_load_id <> {literal(load_id)} AND {DELETED_AT} IS NULL AND id NOT IN "
+        f"{older} AND id NOT IN "
         f"(SELECT id FROM {staged_table} WHERE _dlt_load_id = {literal(load_id)})"
     )
-    ((rows, to_mark),) = warehouse.query(
-        f"SELECT count(*), count(*) FILTER (WHERE {unmarked}) FROM {table}"
+    ((rows, candidates),) = warehouse.query(
+        f"SELECT count(*), count(*) FILTER (WHERE {older}) FROM {table}"
     )
+    if not candidates:
+        # Every row was written by this load (a first load, or a full walk that returned every
+        # record): nothing to compare with the staged ids, which would cost a pass over them.
+        return 0, rows
+    ((to_mark,),) = warehouse.query(f"SELECT count(*) FROM {table} WHERE {unmarked}")
     if rows and to_mark / rows > limit:
         raise Failure(
             f"the full walk would mark {to_mark} of the {rows} rows of {settings.DATASET_NAME}."

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -51,6 +52,27 @@ def check_page(response: requests.Response, *args: Any, mask: KeyMask, **kwargs:
     records = body["data"]
     if not isinstance(records, list):
         raise bad(f"has `data` of type {type(records).__name__}; expected a list of records")
+    if not _all_ids_fit(records):
+        _raise_for_first_bad_record(records, bad)
+    total = body.get("total")
+    if total is not None and (type(total) is not int or total < 0):
+        raise bad(f"has `total` {str(total)[:40]!r}; expected a non-negative integer")
+
+
+def _all_ids_fit(records: list[Any]) -> bool:
+    """Every record an object with an integer `id` the 64-bit column holds (C-level passes)."""
+    if not records:
+        return True
+    if set(map(type, records)) != {dict}:
+        return False
+    ids = [record.get("id") for record in records]
+    return set(map(type, ids)) == {int} and min(ids) >= -_INT64_MAX - 1 and max(ids) <= _INT64_MAX
+
+
+def _raise_for_first_bad_record(
+    records: list[Any], bad: Callable[[str], FulfillmentPageError]
+) -> None:
+    """Names the first record that breaks the contract, and why."""
     for position, record in enumerate(records):
         if type(record) is not dict:
             raise bad(f"has record #{position} of type {type(record).__name__}; expected object")
@@ -65,9 +87,6 @@ def check_page(response: requests.Response, *args: Any, mask: KeyMask, **kwargs:
                 f"has record #{position} with `id` {record_id}, beyond the 64-bit integer "
                 "column `id` (bigint) holds"
             )
-    total = body.get("total")
-    if total is not None and (type(total) is not int or total < 0):
-        raise bad(f"has `total` {str(total)[:40]!r}; expected a non-negative integer")
 
 
 class FulfillmentPaginator(OffsetPaginator):
