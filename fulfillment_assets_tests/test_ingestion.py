@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import subprocess
 import threading
 import urllib.error
 import urllib.request
@@ -22,6 +25,7 @@ from fulfillment_assets_tests.conftest import (
     query,
     table_snapshot,
 )
+from fulfillment_assets_tests.dagster_server import MATERIALIZE_EVERYTHING
 
 
 def _api_rows(api: DemoApiServer) -> list[tuple]:
@@ -341,3 +345,35 @@ def test_the_environments_proxy_settings_are_honoured(
     assert table_snapshot(isolated_environment) == _api_rows(demo_api)
     # Every page went through the proxy: 13 pages and the empty page that confirms the end.
     assert proxy.relayed == len(demo_api.requests) == 14
+
+
+def test_a_run_started_outside_the_project_directory_loads_and_checks_everything(
+    demo_api: DemoApiServer, isolated_environment: Path, tmp_path: Path
+) -> None:
+    # dlt reads `.dlt/config.toml` from the working directory: there is none where this runs.
+    dagster_home, elsewhere = tmp_path / "dagster_home", tmp_path / "elsewhere"
+    dagster_home.mkdir()
+    elsewhere.mkdir()
+    shutil.copy(settings.PROJECT_ROOT / "dagster_home" / "dagster.yaml", dagster_home)
+
+    completed = subprocess.run(
+        MATERIALIZE_EVERYTHING,
+        cwd=elsewhere,
+        env={**os.environ, "DAGSTER_HOME": str(dagster_home)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    # Every row knows its load: the checks, deletes and newest-version tracking rely on it.
+    assert query(
+        isolated_environment,
+        "SELECT count(*), count(_dlt_load_id) FROM fulfillment.fulfillment_data",
+    ) == [(1234, 1234)]
+    ((modelled,),) = query(
+        isolated_environment,
+        "SELECT (SELECT count(*) FROM fulfillment.orders_validated) "
+        "+ (SELECT count(*) FROM fulfillment.orders_rejected)",
+    )
+    assert modelled == 1234

@@ -21,6 +21,7 @@ from typing import Any
 import dlt
 import pyarrow as pa
 import pyarrow.compute as pc
+from dlt.common.storages.exceptions import CurrentLoadPackageStateNotAvailable
 from dlt.extract.resource import DltResource
 
 from fulfillment_assets.source.http import FulfillmentPageError
@@ -29,6 +30,7 @@ UPDATED_SINCE_SETTING = "SOURCES__FULFILLMENT__UPDATED_SINCE_PARAM"
 CURSOR_FIELD_SETTING = "SOURCES__FULFILLMENT__CURSOR_FIELD"
 LOOKBACK_SETTING = "SOURCES__FULFILLMENT__LOOKBACK_SECONDS"
 DELETED_AT = "_deleted_at"
+LOAD_ID = "_dlt_load_id"
 LAST_RUN = "last_run"
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
 
@@ -94,14 +96,31 @@ def with_cursor(batch: pa.Table, field: str) -> pa.Table:
     return batch.set_column(batch.column_names.index(field), field, typed)
 
 
-def with_deleted_at(batch: pa.Table | dict) -> pa.Table | dict:
-    """An Arrow batch with the declared `_deleted_at` column (all NULL: every record the API
-    returns exists). In the batch itself, the column comes before the `_dlt_load_id` dlt
-    appends, as in the table's schema: dlt's normalize step then imports the extracted parquet
-    as it is instead of rewriting it to reorder columns (2.4 s at 1,000,000 records)."""
-    if not isinstance(batch, pa.Table) or DELETED_AT in batch.column_names:
+def with_load_columns(batch: pa.Table | dict) -> pa.Table | dict:
+    """An Arrow batch with the columns every raw row carries besides the API's fields.
+
+    - `_deleted_at`, all NULL: every record the API returns exists (`deletes.py` marks the
+      others after a full walk);
+    - `_dlt_load_id`, the load this batch belongs to: the checks, deletes and newest-version
+      tracking read it. dlt adds it to plain rows by itself, to Arrow batches only with
+      `add_dlt_load_id` in `.dlt/config.toml`, which dlt reads only when run from the project's
+      directory; with that setting dlt replaces it by the same value.
+
+    In this order, the table's: dlt's normalize step then imports the extracted parquet as it
+    is instead of rewriting it to reorder columns (2.4 s at 1,000,000 records).
+    """
+    if not isinstance(batch, pa.Table):
         return batch
-    return batch.append_column(DELETED_AT, pa.nulls(batch.num_rows, _TIMESTAMP))
+    if DELETED_AT not in batch.column_names:
+        batch = batch.append_column(DELETED_AT, pa.nulls(batch.num_rows, _TIMESTAMP))
+    if LOAD_ID not in batch.column_names:
+        try:
+            load_id = dlt.current.load_package_state()["load_id"]
+        except CurrentLoadPackageStateNotAvailable:
+            return batch  # iterated outside a pipeline (a test, a notebook): no load to name
+        column = pa.array([load_id] * batch.num_rows, pa.string())
+        batch = batch.append_column(pa.field(LOAD_ID, pa.string(), nullable=False), column)
+    return batch
 
 
 def fulfillment_resource(
@@ -128,7 +147,7 @@ def fulfillment_resource(
             received = 0
             for batch in walk({}):
                 received += batch.num_rows if isinstance(batch, pa.Table) else 1
-                yield with_deleted_at(batch)
+                yield with_load_columns(batch)
             report(mode="full", cursor_sent=None, records_received=received, complete_walk=True)
 
         return dlt.resource(full_walk, name=name, **hints)()
@@ -158,7 +177,7 @@ def fulfillment_resource(
             missing += column.null_count
             if start is not None:
                 older += pc.sum(pc.less(column, pa.scalar(start, _TIMESTAMP))).as_py() or 0
-            yield with_deleted_at(batch)
+            yield with_load_columns(batch)
         report(
             mode="full" if full else "incremental",
             cursor_sent=since,

@@ -31,9 +31,9 @@ def check_page(response: requests.Response, *args: Any, mask: KeyMask, **kwargs:
     """Response hook: fails on a body that breaks the contract; parses it once for dlt."""
     if response.status_code >= 300:
         return  # `raise_for_status` speaks for those
-    offset = offset_of(response.request.url)
 
     def bad(what: str) -> FulfillmentPageError:
+        offset = offset_of(response.request.url)  # read from the URL only when it fails
         return FulfillmentPageError(f"the page at offset {offset} {what}")
 
     try:
