@@ -61,8 +61,8 @@ def fulfillment_pipeline(pipelines_dir: str | None = None, destination: Any = No
     Build it only under `Warehouse.loading_pipeline()`: dlt wipes a working dir it finds without
     state, and a load's has none for a moment as it starts (dagster-dlt drops the local state
     before every run). Readers use `Warehouse.dataset()`, Dagster's definitions
-    `described_pipeline()`; neither touches this working dir. dlt's own settings for it (e.g.
-    `_dlt_load_id` on Arrow rows) are in `.dlt/config.toml`.
+    `described_pipeline()`; neither touches this working dir. dlt's own settings for it are in
+    `.dlt/config.toml`, read from the working directory; none is needed for correct loads.
     """
     return dlt.pipeline(
         pipeline_name=settings.PIPELINE_NAME,
