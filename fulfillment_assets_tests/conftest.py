@@ -133,6 +133,22 @@ def demo_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[DemoApiServer]:
         yield api
 
 
+@pytest.fixture(scope="module")
+def demo_api_per_module(request: pytest.FixtureRequest) -> Iterator[DemoApiServer]:
+    """One demo API per test module, started with the module's `BASE` options: starting and
+    stopping uvicorn per test would cost ~0.25 s each."""
+    with DemoApiServer(request.module.BASE, port=0) as server:
+        yield server
+
+
+@pytest.fixture
+def api(demo_api_per_module: DemoApiServer, request: pytest.FixtureRequest) -> DemoApiServer:
+    """The module's demo API, back to the module's `BASE` options and with no requests logged."""
+    demo_api_per_module.configure(request.module.BASE)
+    demo_api_per_module.clear_requests()
+    return demo_api_per_module
+
+
 @pytest.fixture
 def instance(destination: str) -> Iterator[DagsterInstance]:
     """A Dagster instance of the test's own; on PostgreSQL its storage is on the server too."""

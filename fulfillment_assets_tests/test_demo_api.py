@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,23 +23,10 @@ from fulfillment_assets.demo_api import (
 )
 from fulfillment_assets.settings import ORDER_STATUSES
 
+# The options conftest's `api` fixture starts this module's demo API with, and resets it to.
 BASE = DemoApiOptions(records=250)
 PATH = "/v1/fulfillment"
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def _running() -> Iterator[DemoApiServer]:
-    # One server per module: starting and stopping uvicorn per test would cost ~0.25 s each.
-    with DemoApiServer(BASE, port=0) as server:
-        yield server
-
-
-@pytest.fixture
-def api(_running: DemoApiServer) -> DemoApiServer:
-    _running.configure(BASE)
-    _running.clear_requests()
-    return _running
 
 
 def get(

@@ -3,31 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import requests
 
 from fulfillment_assets.demo_api import DEMO_API_KEY, DemoApiOptions, DemoApiServer
 from fulfillment_assets.demo_api.changes import Changes
 from fulfillment_assets.demo_api.records import base_updated_at, base_updated_bound
 
+# The options conftest's `api` fixture starts this module's demo API with, and resets it to.
 BASE = DemoApiOptions(records=300)
 PATH = "/v1/fulfillment"
-
-
-@pytest.fixture(scope="module")
-def _running() -> Iterator[DemoApiServer]:
-    with DemoApiServer(BASE, port=0) as server:
-        yield server
-
-
-@pytest.fixture
-def api(_running: DemoApiServer) -> DemoApiServer:
-    _running.configure(BASE)
-    _running.clear_requests()
-    return _running
 
 
 def walk(api: DemoApiServer, limit: int = 50, **params: Any) -> tuple[list[dict], set[int]]:
