@@ -203,6 +203,20 @@ def _create_table(con: Any, key: str) -> None:
     )
 
 
+def _insert_in_batches(con: Any, pages: Iterator[list[dict]], table: str, batch_rows: int) -> None:
+    """The pages' records inserted into `table` as Arrow batches of at least `batch_rows`."""
+    rows: list[dict[str, Any]] = []
+    for page in pages:
+        rows.extend(page)
+        if len(rows) >= batch_rows:
+            con.register("batch", _arrow_batch(rows))
+            con.execute(f"INSERT INTO {table} SELECT * FROM batch")
+            rows.clear()
+    if rows:
+        con.register("batch", _arrow_batch(rows))
+        con.execute(f"INSERT INTO {table} SELECT * FROM batch")
+
+
 def run_floor(args: argparse.Namespace) -> dict[str, Any]:
     """A minimal loader: requests + orjson + pyarrow batches + one columnar upsert in DuckDB."""
     import duckdb
@@ -215,16 +229,8 @@ def run_floor(args: argparse.Namespace) -> dict[str, Any]:
     con = duckdb.connect(str(args.data_dir / "floor.duckdb"))
     _create_table(con, " PRIMARY KEY")
     con.execute("CREATE TEMP TABLE staging AS SELECT * FROM fulfillment.fulfillment_data LIMIT 0")
-    rows: list[dict[str, Any]] = []
-    for page in _pages(fetch, concurrency):
-        rows.extend(page)
-        if len(rows) >= 50_000:  # bounded memory: stage 50k rows at a time
-            con.register("batch", _arrow_batch(rows))
-            con.execute("INSERT INTO staging SELECT * FROM batch")
-            rows.clear()
-    if rows:
-        con.register("batch", _arrow_batch(rows))
-        con.execute("INSERT INTO staging SELECT * FROM batch")
+    # Bounded memory: staged 50k rows at a time.
+    _insert_in_batches(con, _pages(fetch, concurrency), "staging", 50_000)
     # The newest version of an id wins, as in the project's merge.
     con.execute(
         "INSERT OR REPLACE INTO fulfillment.fulfillment_data SELECT * FROM staging "
@@ -251,16 +257,7 @@ def run_minimal(args: argparse.Namespace) -> dict[str, Any]:
     fetch = _page_fetcher(args, threads)
     con = duckdb.connect(str(args.data_dir / "minimal.duckdb"))
     _create_table(con, "")
-    rows: list[dict[str, Any]] = []
-    for page in _pages(fetch, threads):
-        rows.extend(page)
-        if len(rows) >= batch_rows:
-            con.register("batch", _arrow_batch(rows))
-            con.execute("INSERT INTO fulfillment.fulfillment_data SELECT * FROM batch")
-            rows.clear()
-    if rows:
-        con.register("batch", _arrow_batch(rows))
-        con.execute("INSERT INTO fulfillment.fulfillment_data SELECT * FROM batch")
+    _insert_in_batches(con, _pages(fetch, threads), "fulfillment.fulfillment_data", batch_rows)
     con.close()
     seconds = time.perf_counter() - started
     return {
