@@ -18,6 +18,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 ruff check .
 ruff format --check .
+# Every distribution the code imports is declared in pyproject.toml ([tool.deptry] says how).
+deptry .
 # dg reads [tool.dg] in pyproject.toml; VIRTUAL_ENV tells it the project's .venv is the active one.
 VIRTUAL_ENV="$PWD/.venv" dg check defs
 # The type checker: [tool.mypy] in pyproject.toml says what it checks.
