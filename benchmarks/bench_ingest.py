@@ -344,7 +344,7 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _order() -> Callable[[tuple[Any, Any]], tuple[int, float, int]]:
-    names = ["project", "seed", "floor"]
+    names = ["project", "seed", "seed_parquet", "floor"]
     return lambda item: (item[0][0], item[0][1], names.index(item[0][2]))
 
 
@@ -566,7 +566,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--latencies", default="0,20")
-    parser.add_argument("--contenders", default="project,seed,floor")
+    parser.add_argument("--contenders", default="project,seed,seed_parquet,floor")
     parser.add_argument(
         "--quick",
         action="store_true",

@@ -33,6 +33,10 @@ RETRY_STATUS_CODES: tuple[int, ...] = (429, 500, 502, 503, 504)
 MAX_RETRIES = 3  # so at most 1 + 3 attempts per page
 BACKOFF_FACTOR = 2.0  # waits of 2, 4, 8 s between attempts unless Retry-After says otherwise
 REQUEST_TIMEOUT_SECONDS = 60.0
+# The longest wait a rate-limited page waits for when a 429 announces it (Retry-After or a reset
+# header); such waits do not count against MAX_RETRIES, up to RATE_LIMIT_WAITS of them a page.
+MAX_RETRY_WAIT_SECONDS = 120.0
+RATE_LIMIT_WAITS = 10
 # An API whose pages never end must not run forever: the source fails past this many records.
 MAX_RECORDS = 50_000_000
 # Records per Arrow table handed to dlt (0: plain rows, dlt's normalizer does the typing).

@@ -73,6 +73,8 @@ def fulfillment_config(
     session: ReadAheadSession,
     paginator: FulfillmentPaginator,
     params: dict[str, str] | None = None,
+    backoff_factor: float = settings.BACKOFF_FACTOR,
+    max_retry_wait: float = settings.MAX_RETRY_WAIT_SECONDS,
 ) -> RESTAPIConfig:
     """The seed's rest_api configuration, with this project's session, paginator and hints."""
     mask = session.mask
@@ -92,7 +94,13 @@ def fulfillment_config(
                     "data_selector": DATA_SELECTOR,
                     "paginator": paginator,
                     "response_actions": [
-                        partial(raise_for_status, mask=mask, on_rate_limit=session.throttle),
+                        partial(
+                            raise_for_status,
+                            mask=mask,
+                            on_rate_limit=session.throttle,
+                            backoff_factor=backoff_factor,
+                            max_retry_wait=max_retry_wait,
+                        ),
                         partial(check_page, mask=mask),
                     ],
                 },
@@ -143,6 +151,7 @@ def fulfillment(
     page_concurrency: int = settings.PAGE_CONCURRENCY,
     request_timeout: float = settings.REQUEST_TIMEOUT_SECONDS,
     backoff_factor: float = settings.BACKOFF_FACTOR,
+    max_retry_wait: float = settings.MAX_RETRY_WAIT_SECONDS,
     allow_insecure_http: bool = False,
     arrow_batch_rows: int = settings.ARROW_BATCH_ROWS,
     updated_since_param: str | None = None,
@@ -157,12 +166,15 @@ def fulfillment(
     _refuse_bad_settings(api_key, page_limit, page_concurrency)
     session = ReadAheadSession(
         retrying_client(request_timeout, backoff_factor),
-        PageDeadlineAdapter(request_timeout, pool_maxsize=page_concurrency + 2),
+        PageDeadlineAdapter(
+            request_timeout, pool_maxsize=page_concurrency + 2, max_retry_wait=max_retry_wait
+        ),
         mask,
         page_concurrency,
     )
     paginator = FulfillmentPaginator(page_limit, max_records)
-    config = fulfillment_config(base_url, api_key, session, paginator)
+    pacing = {"backoff_factor": backoff_factor, "max_retry_wait": max_retry_wait}
+    config = fulfillment_config(base_url, api_key, session, paginator, None, **pacing)
     # The same table hints as the rest_api resource: the seed's defaults plus its own.
     (resource_config,) = config["resources"]
     assert isinstance(resource_config, dict)  # fulfillment_config's one resource is a dict
@@ -175,7 +187,7 @@ def fulfillment(
     def fulfillment_batches(params: dict[str, str]) -> Iterator[pa.Table | dict]:
         # Built per walk: the incremental cursor decides the params when the resource runs.
         (pages,) = rest_api_resources(
-            fulfillment_config(base_url, api_key, session, paginator, params)
+            fulfillment_config(base_url, api_key, session, paginator, params, **pacing)
         )
         try:
             with fewer_collections():

@@ -20,6 +20,8 @@ import requests
 from dlt.sources.helpers.requests import Client
 
 from fulfillment_assets import settings
+from fulfillment_assets.source.api_message import api_message
+from fulfillment_assets.source.pacing import announced_wait
 
 API_KEY_SETTING = (
     "SOURCES__FULFILLMENT__API_KEY (or api_key under [sources.fulfillment] in .dlt/secrets.toml)"
@@ -31,6 +33,8 @@ _SECRET_IN_URL = re.compile(r"(api_key=)[^&\s'\"#]*", re.IGNORECASE)
 _CREDENTIALS_IN_URL = re.compile(r"(?<=://)[^/@\s'\"]+@")
 _OFFSET_IN_URL = re.compile(r"[?&]offset=(\d+)")
 _EXCERPT_CHARS = 120
+BACKOFF_FACTOR_SETTING = "SOURCES__FULFILLMENT__BACKOFF_FACTOR"
+MAX_RETRY_WAIT_SETTING = "SOURCES__FULFILLMENT__MAX_RETRY_WAIT"
 
 
 class FulfillmentApiError(Exception):
@@ -94,6 +98,8 @@ def raise_for_status(
     *args: Any,
     mask: KeyMask,
     on_rate_limit: Callable[[], None] | None = None,
+    backoff_factor: float = settings.BACKOFF_FACTOR,
+    max_retry_wait: float = settings.MAX_RETRY_WAIT_SECONDS,
     **kwargs: Any,
 ) -> None:
     """Response hook: an error status becomes an error naming the page and the setting to fix.
@@ -116,6 +122,16 @@ def raise_for_status(
         on_rate_limit()
     status, offset = response.status_code, offset_of(response.request.url)
     where = f"GET {settings.ENDPOINT_PATH} at offset {offset}"
+    said = api_message(response.content, mask)
+    wait = announced_wait(response) if status == 429 else None
+    if wait is not None and wait.seconds > max_retry_wait:
+        # Not an HTTPError: dlt's retries would only wait the same bound again, three times.
+        raise FulfillmentApiError(
+            f"the fulfillment API is rate limiting GET {settings.ENDPOINT_PATH} (HTTP 429 at "
+            f"offset {offset}) and asks to wait {wait}, longer than max_retry_wait "
+            f"{max_retry_wait:g} s: set {MAX_RETRY_WAIT_SETTING} above it to wait that long"
+            + (f"; the API says: '{said}'" if said else "")
+        )
     if status in (401, 403):
         what = (
             f"the fulfillment API rejected the API key (HTTP {status}) on {where}: "
@@ -126,6 +142,16 @@ def raise_for_status(
             f"the fulfillment API has no {settings.ENDPOINT_PATH} here (HTTP 404): "
             f"check {BASE_URL_SETTING}"
         )
+    elif status == 429:
+        waits = getattr(response, "rate_limit_waits", 0)
+        asked = f"it asked to wait {wait}" if wait is not None else "it announced no wait"
+        what = (
+            f"the fulfillment API answered HTTP 429 (rate limited) on {where}, still failing "
+            f"after {settings.MAX_RETRIES} retries and {waits} waits for its rate limit; "
+            f"{asked}. Waits between retries grow with {BACKOFF_FACTOR_SETTING} (now "
+            f"{backoff_factor:g}); announced waits are honoured up to {MAX_RETRY_WAIT_SETTING} "
+            f"(now {max_retry_wait:g} s)"
+        )
     elif status in settings.RETRY_STATUS_CODES:
         what = (
             f"the fulfillment API answered HTTP {status} on {where}, "
@@ -133,6 +159,8 @@ def raise_for_status(
         )
     else:
         what = f"the fulfillment API refused {where} with HTTP {status}"
+    if said:
+        raise FulfillmentHttpError(f"{what}; the API says: '{said}'", response=response)
     body = excerpt(response.content, mask)
     raise FulfillmentHttpError(f"{what}; body: {body!r}" if body else what, response=response)
 

@@ -16,6 +16,7 @@ import orjson
 import requests
 from dlt.sources.helpers.rest_client.paginators import OffsetPaginator
 
+from fulfillment_assets.source.api_message import the_api_says
 from fulfillment_assets.source.http import (
     FulfillmentPageError,
     KeyMask,
@@ -34,7 +35,10 @@ def check_page(response: requests.Response, *args: Any, mask: KeyMask, **kwargs:
 
     def bad(what: str) -> FulfillmentPageError:
         offset = offset_of(response.request.url)  # read from the URL only when it fails
-        return FulfillmentPageError(f"the page at offset {offset} {what}")
+        said = the_api_says(body, mask)  # an error envelope's own words, masked and bounded
+        return FulfillmentPageError(f"the page at offset {offset} {what}{said}")
+
+    body: Any = None
 
     try:
         body = response.json()

@@ -7,6 +7,7 @@ connection, the status line, the headers and the body together; the body is read
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import orjson
@@ -17,11 +18,13 @@ from requests.cookies import extract_cookies_to_jar
 from requests.structures import CaseInsensitiveDict
 from requests.utils import get_encoding_from_headers
 
+from fulfillment_assets import settings
 from fulfillment_assets.source.deadline import (
     DeadlinePoolManager,
     PageDeadline,
     page_deadline,
 )
+from fulfillment_assets.source.pacing import RateLimitPacer, announced_wait
 
 
 class PageResponse(requests.Response):
@@ -30,6 +33,7 @@ class PageResponse(requests.Response):
 
     body = b""
     _parsed: Any = None
+    rate_limit_waits = 0  # the 429s with an announced wait this page waited for
 
     @property
     def content(self) -> bytes:  # always bytes: read whole, in `send`
@@ -49,8 +53,20 @@ class PageDeadlineAdapter(HTTPAdapter):
     `deadline`), and the body is read here, whole, so the page ends as a read timeout.
     """
 
-    def __init__(self, page_timeout: float, pool_maxsize: int) -> None:
+    def __init__(
+        self,
+        page_timeout: float,
+        pool_maxsize: int,
+        max_retry_wait: float = settings.MAX_RETRY_WAIT_SECONDS,
+        pacer: RateLimitPacer | None = None,
+    ) -> None:
         self.page_timeout = page_timeout
+        self.max_retry_wait = max_retry_wait
+        self.pacer = pacer or RateLimitPacer()
+        # Per page, across dlt's retries of it (they send the same request again).
+        self._waits: weakref.WeakKeyDictionary[requests.PreparedRequest, int] = (
+            weakref.WeakKeyDictionary()
+        )
         super().__init__(pool_maxsize=pool_maxsize)
 
     def init_poolmanager(
@@ -64,6 +80,33 @@ class PageDeadlineAdapter(HTTPAdapter):
     def send(  # type: ignore[override]
         self, request: requests.PreparedRequest, stream: bool = False, **kwargs: Any
     ) -> requests.Response:
+        """One page, paced: a 429 that announces its wait (at most `max_retry_wait`) is waited
+        for and sent again here, up to `RATE_LIMIT_WAITS` times a page, so the API's announced
+        limit does not use up the retries dlt keeps for errors; any other 429 goes to dlt's
+        retries (exponential backoff) as before."""
+        while True:
+            response = self._paced_send(request, **kwargs)
+            waits = response.rate_limit_waits = self._waits.get(request, 0)
+            wait = announced_wait(response) if response.status_code == 429 else None
+            if wait is None or wait.seconds > self.max_retry_wait:
+                return response  # `raise_for_status` names the wait asked and the settings
+            if waits >= settings.RATE_LIMIT_WAITS:
+                return response
+            self._waits[request] = waits + 1
+            self.pacer.hold(wait.seconds)
+
+    def _paced_send(self, request: requests.PreparedRequest, **kwargs: Any) -> PageResponse:
+        self.pacer.before_send()
+        response: PageResponse | None = None
+        try:
+            response = self._send_within_deadline(request, **kwargs)
+            return response
+        finally:
+            self.pacer.after_response(response)
+
+    def _send_within_deadline(
+        self, request: requests.PreparedRequest, **kwargs: Any
+    ) -> PageResponse:
         with page_deadline(self.page_timeout) as page:
             try:
                 return self._send_whole(request, page, **kwargs)
@@ -91,7 +134,7 @@ class PageDeadlineAdapter(HTTPAdapter):
 
     def _send_whole(
         self, request: requests.PreparedRequest, page: PageDeadline, **kwargs: Any
-    ) -> requests.Response:
+    ) -> PageResponse:
         response = super().send(request, stream=True, **kwargs)
         assert isinstance(response, PageResponse)  # built by `build_response` above
         try:
