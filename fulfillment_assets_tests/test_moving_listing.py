@@ -71,6 +71,7 @@ def replica(monkeypatch: pytest.MonkeyPatch) -> Iterator[LaggingReplica]:
         server.server_close()
 
 
+@pytest.mark.every_destination
 def test_an_empty_page_once_without_total_is_asked_again_and_nothing_is_marked_deleted(
     replica: LaggingReplica, instance: DagsterInstance, isolated_environment: Path
 ) -> None:
