@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +28,13 @@ from fulfillment_assets.source.http import (
 from fulfillment_assets.source.progress import PageProgress
 
 _INT64_MAX = 2**63 - 1
+# An empty page where records were expected is asked again this many times before it ends the
+# walk: a lagging replica may answer `{"data": []}` once and be whole on the next request, and
+# without `total` nothing else tells that empty page from the listing's end.
+EMPTY_PAGE_RETRIES = 2
+EMPTY_PAGE_WAIT_SECONDS = 1.0
+
+logger = logging.getLogger(__name__)
 
 
 def check_page(response: requests.Response, *args: Any, mask: KeyMask, **kwargs: Any) -> None:
@@ -102,20 +111,64 @@ class FulfillmentPaginator(OffsetPaginator):
     that never end.
     """
 
-    def __init__(self, limit: int, max_records: int) -> None:
+    def __init__(
+        self,
+        limit: int,
+        max_records: int,
+        empty_page_retries: int = EMPTY_PAGE_RETRIES,
+        empty_page_wait: float = EMPTY_PAGE_WAIT_SECONDS,
+    ) -> None:
         super().__init__(limit=limit, total_path=None, stop_after_empty_page=True)
         self.max_records = max_records
+        self.empty_page_retries = empty_page_retries
+        self.empty_page_wait = empty_page_wait
         self.total: int | None = None
         self.progress = PageProgress()
+        self._largest_page = 0
+        self._last_received = 0
+        self._empty_pages_asked_again = 0
 
     def init_request(self, request: requests.Request) -> None:
         self.total = None
         self.progress = PageProgress()
+        self._largest_page = 0
+        self._last_received = 0
+        self._empty_pages_asked_again = 0
         super().init_request(request)
+
+    def _ask_again(self, offset: int, received: int, total: int | None) -> bool:
+        """An empty page that may be a lagging replica's answer: asked again, boundedly.
+
+        Suspect: it follows a page as large as any of the walk (a partial page is the listing's
+        end), and no `total` says the walk is done (with one, the empty page at `total` is the
+        expected end and costs nothing extra)."""
+        suspect = (
+            not received
+            and self._largest_page > 0
+            and self._last_received >= self._largest_page
+            and (total is None or offset < total)
+        )
+        if not suspect or self._empty_pages_asked_again >= self.empty_page_retries:
+            return False
+        self._empty_pages_asked_again += 1
+        logger.warning(
+            "the page at offset %d is empty after a full page: asking again (%d of %d) in %.1f s",
+            offset,
+            self._empty_pages_asked_again,
+            self.empty_page_retries,
+            self.empty_page_wait,
+        )
+        time.sleep(self.empty_page_wait)
+        return True
 
     def update_state(self, response: requests.Response, data: list[Any] | None = None) -> None:
         offset = self.current_value
         received = len(data or ())
+        if self._ask_again(offset, received, response.json().get("total")):
+            self._has_next_page = True  # the same offset again
+            return
+        self._last_received = received
+        self._largest_page = max(self._largest_page, received)
         total = response.json().get("total")
         if total is not None:
             if self.total is not None and total != self.total:
