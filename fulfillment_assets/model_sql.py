@@ -4,6 +4,7 @@ validated and rejected rows by the row rules, the daily summary over both."""
 from fulfillment_assets import settings
 from fulfillment_assets.deletes import DELETED_AT, not_deleted
 from fulfillment_assets.row_rules import RowRule, row_rules
+from fulfillment_assets.sql import identifier
 
 RAW = settings.RESOURCE_NAME
 VALIDATED = "orders_validated"
@@ -22,9 +23,10 @@ NUMBER_TYPES = {"double", "bigint", "decimal", "wei"}
 
 
 def _data_columns(raw_columns: dict[str, str]) -> list[str]:
-    """The raw table's data columns: no dlt bookkeeping, no variant columns (a rule covers them)."""
+    """The raw table's data columns, quoted: no dlt bookkeeping, no variant columns (a rule
+    covers them)."""
     return [
-        name
+        identifier(name)
         for name in raw_columns
         if not name.startswith("_dlt_") and "__v_" not in name and name != DELETED_AT
     ]
@@ -55,7 +57,7 @@ def rejected_select(raw_columns: dict[str, str]) -> str:
         f"COALESCE(CASE WHEN COALESCE({rule.condition}, FALSE) THEN '; {rule.reason}' END, '')"
         for rule in rules
     )
-    drifted = [name for name in raw_columns if "__v_" in name]
+    drifted = [identifier(name) for name in raw_columns if "__v_" in name]
     return (
         f"SELECT {', '.join(_data_columns(raw_columns) + drifted)}, "
         f"SUBSTRING({reasons}, 3) AS rejection_reasons "

@@ -5,7 +5,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from fulfillment_assets import settings
-from fulfillment_assets.sql import literals
+from fulfillment_assets.sql import identifier, literals
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,8 @@ def row_rules(columns: Collection[str]) -> list[RowRule]:
     def missing(column: str) -> str:
         # A value of the wrong type is a drift, reported by its own rule, not a null.
         return " AND ".join(
-            [f"{column} IS NULL"] + [f"{v} IS NULL" for v in variant_columns(columns, column)]
+            [f"{identifier(column)} IS NULL"]
+            + [f"{identifier(v)} IS NULL" for v in variant_columns(columns, column)]
         )
 
     rules = [
@@ -53,6 +54,10 @@ def row_rules(columns: Collection[str]) -> list[RowRule]:
         for variant in variant_columns(columns, column):
             data_type = variant.rsplit("__v_", 1)[1]
             rules.append(
-                RowRule(f"{variant}_drift", f"{variant} IS NOT NULL", f"{column} is {data_type}")
+                RowRule(
+                    f"{variant}_drift",
+                    f"{identifier(variant)} IS NOT NULL",
+                    f"{column} is {data_type}",
+                )
             )
     return rules

@@ -62,6 +62,12 @@ def literal(value: Any) -> str:
     return exp.convert(value).sql(dialect=SOURCE_DIALECT)
 
 
+def identifier(name: str) -> str:
+    """A column name as a quoted identifier of the project's dialect: an API field named
+    `select`, `null` or `current_user` is a column, never a keyword or an SQL constant."""
+    return exp.to_identifier(name, quoted=True).sql(dialect=SOURCE_DIALECT)
+
+
 def literals(values: Iterable[Any]) -> str:
     """Values as a comma-separated list of literals, e.g. for `IN (...)`."""
     return ", ".join(literal(value) for value in values)
