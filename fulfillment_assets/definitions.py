@@ -15,6 +15,7 @@ from fulfillment_assets.incidents import fulfillment_alert_sensor
 from fulfillment_assets.models import model_assets, model_checks
 from fulfillment_assets.name_checks import field_names_distinct
 from fulfillment_assets.run_liveness import fulfillment_dead_run_sensor
+from fulfillment_assets.value_checks import values_of_their_column_type
 from fulfillment_assets.version_checks import updated_at_never_goes_back
 from fulfillment_assets.warehouse import Warehouse
 
@@ -31,6 +32,7 @@ defs = Definitions(
         *model_checks,
         field_names_distinct,
         updated_at_never_goes_back,
+        values_of_their_column_type,
     ],
     jobs=[fulfillment_refresh_job],
     schedules=[fulfillment_refresh_schedule],

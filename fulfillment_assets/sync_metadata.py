@@ -60,6 +60,9 @@ def sync_metadata(
         "records_received": MetadataValue.int(int(last_run.get("records_received", 0))),
         "records_without_cursor": MetadataValue.int(int(last_run.get("records_without_cursor", 0))),
     }
+    # Values read as their column's type from another form (numeric text, ISO-8601 forms,
+    # epoch numbers), per column: see source/values.py.
+    metadata["values_read_as_type"] = MetadataValue.json(state.get("values_read_as_type", {}))
     older = int(last_run.get("records_older_than_cursor", 0))
     metadata["records_older_than_cursor"] = MetadataValue.int(older)
     if older:

@@ -50,6 +50,7 @@ CHECK_NAMES = {
     "validated_plus_rejected_equals_raw",
     "field_names_distinct",
     "updated_at_never_goes_back",
+    "values_of_their_column_type",
 }
 # Just the ingestion: for tests about loading, where the checks and models only cost time.
 RAW_ONLY = AssetSelection.assets(["fulfillment", "fulfillment_data"]).without_checks()

@@ -53,7 +53,7 @@ def test_clean_records_get_the_declared_types() -> None:
         ("customer_id", 12345, "customer_id__v_bigint", "int64"),
         ("order_status", True, "order_status__v_bool", "bool"),
         ("amount", True, "amount__v_bool", "bool"),
-        ("amount", "905.35", "amount__v_text", "string"),
+        ("amount", "905.35 USD", "amount__v_text", "string"),
         ("items_count", 2.5, "items_count__v_double", "double"),
         ("items_count", 2.0, "items_count__v_double", "double"),
         ("items_count", False, "items_count__v_bool", "bool"),

@@ -17,6 +17,7 @@ parameters; each lives in a module of its own:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from functools import partial
 from typing import Any
@@ -30,7 +31,7 @@ from dlt.extract.source import DltSource
 from dlt.sources.rest_api import RESTAPIConfig, rest_api_resources
 
 from fulfillment_assets import settings
-from fulfillment_assets.source.arrow import arrow_batches, page_to_arrow
+from fulfillment_assets.source.arrow import ColumnTypes, arrow_batches, page_to_arrow
 from fulfillment_assets.source.collector import fewer_collections
 from fulfillment_assets.source.http import (
     API_KEY_SETTING,
@@ -47,6 +48,7 @@ from fulfillment_assets.source.incremental import fulfillment_resource
 from fulfillment_assets.source.pages import FulfillmentPaginator, check_page
 from fulfillment_assets.source.read_ahead import ReadAheadSession
 from fulfillment_assets.source.transport import PageDeadlineAdapter
+from fulfillment_assets.source.values import api_zone
 
 __all__ = [
     "API_KEY_SETTING",
@@ -158,12 +160,17 @@ def fulfillment(
     cursor_field: str = "updated_at",
     lookback_seconds: int = 3600,
     full_refresh: bool = False,
+    api_timezone: str = "UTC",
 ) -> list[DltResource]:
     """Fulfillment records from `GET {base_url}/v1/fulfillment`, one resource: fulfillment_data."""
     mask = KeyMask(api_key, base_url)
     _mask_resolved_base_url(mask)
     base_url = check_base_url(base_url, allow_insecure_http)
     _refuse_bad_settings(api_key, page_limit, page_concurrency)
+    try:
+        zone = api_zone(api_timezone)
+    except ValueError as bad_zone:
+        raise FulfillmentApiError(str(bad_zone)) from None
     session = ReadAheadSession(
         retrying_client(request_timeout, backoff_factor),
         PageDeadlineAdapter(
@@ -192,7 +199,9 @@ def fulfillment(
         try:
             with fewer_collections():
                 if arrow_batch_rows:
-                    yield from arrow_batches(pages, arrow_batch_rows)
+                    types = ColumnTypes(_stored_types(), zone)
+                    yield from arrow_batches(pages, arrow_batch_rows, types)
+                    _record_values_read(types)
                 else:
                     yield from pages
         finally:
@@ -206,8 +215,34 @@ def fulfillment(
             cursor_field=cursor_field,
             lookback_seconds=lookback_seconds,
             full_refresh=full_refresh,
+            api_timezone=zone,
         )
     ]
+
+
+VALUES_READ_AS_TYPE = "values_read_as_type"
+
+
+def _stored_types() -> dict[str, str]:
+    """The raw table's column types as the destination holds them (dlt restores the stored
+    schema before it extracts), for the fields the seed does not declare; {} on a first load."""
+    try:
+        schema = dlt.current.source_schema()
+    except Exception:  # iterated outside a pipeline (a test, a notebook): nothing stored
+        return {}
+    columns = schema.tables.get(settings.RESOURCE_NAME, {}).get("columns", {})
+    return {
+        name: str(column["data_type"])
+        for name, column in columns.items()
+        if column.get("data_type") and "__v_" not in name and not name.startswith("_")
+    }
+
+
+def _record_values_read(types: ColumnTypes) -> None:
+    """The walk's count of values read as their column's type from another form, per column,
+    in the resource's state for the run's metadata (`values_read_as_type`)."""
+    with contextlib.suppress(Exception):  # outside a pipeline: nothing to record it in
+        dlt.current.resource_state()[VALUES_READ_AS_TYPE] = dict(types.coerced)
 
 
 def describe_fulfillment() -> DltSource:

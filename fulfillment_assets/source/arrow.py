@@ -18,6 +18,8 @@ from dlt.common.normalizers.naming.snake_case import NamingConvention
 from dlt.common.schema import TColumnSchema
 
 from fulfillment_assets import settings
+from fulfillment_assets.source.values import TIMESTAMP, to_number, to_timestamps
+from fulfillment_assets.source.values import parse_timestamp as _parse_timestamp
 
 # Python types each dlt data type accepts from JSON; anything else is a type drift.
 _NONE_TYPE = type(None)
@@ -44,33 +46,86 @@ _ARROW_TYPE_OF: dict[str, pa.DataType] = {
     "text": pa.string(),
     "json": pa.string(),  # JSON text; the column hint makes it JSON in the destination
 }
-_TIMESTAMP = pa.timestamp("us", tz="UTC")
+_TIMESTAMP = TIMESTAMP
 _DECLARED_TYPES: dict[str, str] = {
     name: str(hints["data_type"])
     for name, hints in {**settings.CONTRACT_COLUMNS, **settings.DOCUMENTED_COLUMNS}.items()
 }
 
 
-def page_to_arrow(page: list[dict[str, Any]]) -> pa.Table:
-    """Records as an Arrow table with the declared column types.
+class ColumnTypes:
+    """The types of the fields the seed does not declare, fixed once for a whole walk.
 
-    A value of another type than its column's goes to a variant column `<name>__v_<type>`, as
-    dlt's normalizer does for rows, so a type drift in the API is kept and visible to the checks.
-    Nested objects and lists become JSON text.
+    A field's type is the one the destination already holds (`stored`, dlt's schema of the
+    table), else the one most of its values have in the first batch that has any (JSON when
+    nested values are as many as any other; a double when numbers mix integers and floats); it
+    is then kept for every later batch, so neither the record that comes first nor the batch
+    decides it. `coerced` counts, per column, the values read as its type from another form
+    (numeric text, ISO-8601 forms other than the common one, epoch numbers), for the run's
+    metadata.
     """
+
+    def __init__(self, stored: dict[str, str] | None = None, zone: str = "UTC") -> None:
+        self.types: dict[str, str] = {
+            name: data_type for name, data_type in (stored or {}).items() if data_type in _ACCEPTS
+        }
+        self.zone = zone
+        self.coerced: dict[str, int] = {}
+
+    def of(self, name: str, values: list[Any]) -> str | None:
+        declared = _DECLARED_TYPES.get(name) or self.types.get(name)
+        if declared is not None:
+            return declared
+        counts: dict[str, int] = {}
+        for value_type, count in _type_counts(values).items():
+            if value_type is not _NONE_TYPE:
+                data_type = _DLT_TYPE_OF.get(value_type, "text")
+                counts[data_type] = counts.get(data_type, 0) + count
+        if not counts:
+            return None  # only nulls so far: dlt cannot type the column either
+        if "double" in counts and "bigint" in counts:
+            counts["double"] += counts.pop("bigint")
+        # Most values first; ties by a fixed order, never by which record came first.
+        chosen = max(counts, key=lambda t: (counts[t], -_TIE_ORDER.index(t)))
+        self.types[name] = chosen
+        return chosen
+
+    def count(self, name: str, coerced: int) -> None:
+        if coerced:
+            self.coerced[name] = self.coerced.get(name, 0) + coerced
+
+
+_TIE_ORDER = ("json", "text", "double", "bigint", "bool")
+
+
+def _type_counts(values: list[Any]) -> dict[type, int]:
+    counts: dict[type, int] = {}
+    for value_type in map(type, values):
+        counts[value_type] = counts.get(value_type, 0) + 1
+    return counts
+
+
+def page_to_arrow(page: list[dict[str, Any]], types: ColumnTypes | None = None) -> pa.Table:
+    """Records as an Arrow table with the declared column types (`types` for the others).
+
+    A value of another type than its column's that cannot be read as it (values.py) goes to a
+    variant column `<name>__v_<type>`, as dlt's normalizer does for rows, so a type drift in the
+    API is kept and visible to the checks. Nested objects and lists become JSON text.
+    """
+    types = types or ColumnTypes()
     names = list(page[0]) if page else []
     if page and set().union(*page).difference(names):
         # Rare: fields that only some records have, kept in order of first appearance.
         names = list(dict.fromkeys(chain.from_iterable(page)))
-    columns = _declared_columns(page, [n for n in names if n in _DECLARED_TYPES])
+    columns = _declared_columns(page, [n for n in names if n in _DECLARED_TYPES], types)
     if columns is None:  # a value of another type: column by column, drift to variants
         columns = {}
         for name in names:
-            columns.update(_typed_column(page, name))
+            columns.update(_typed_column(page, name, types))
     else:
         for name in names:
             if name not in _DECLARED_TYPES:
-                columns.update(_typed_column(page, name))
+                columns.update(_typed_column(page, name, types))
     renamed = colliding_fields(names)
     if renamed:
         columns = {_renamed(key, renamed): values for key, values in columns.items()}
@@ -136,7 +191,9 @@ _FAST_ARROW_TYPES: dict[str, pa.DataType] = {
 }
 
 
-def _declared_columns(page: list[dict[str, Any]], names: list[str]) -> dict[str, pa.Array] | None:
+def _declared_columns(
+    page: list[dict[str, Any]], names: list[str], types: ColumnTypes
+) -> dict[str, pa.Array] | None:
     """The documented columns in one C-level conversion, or None if any value does not fit.
 
     pyarrow refuses text where a number belongs and a number where text belongs, but it turns a
@@ -161,7 +218,7 @@ def _declared_columns(page: list[dict[str, Any]], names: list[str]) -> dict[str,
     columns: dict[str, pa.Array] = {}
     for name in names:
         if name not in fast:
-            typed = _typed_column(page, name)
+            typed = _typed_column(page, name, types)
             if set(typed) != {name}:
                 return None
             columns[name] = typed[name]
@@ -169,9 +226,13 @@ def _declared_columns(page: list[dict[str, Any]], names: list[str]) -> dict[str,
         column = table.column(name).combine_chunks()
         if _DECLARED_TYPES[name] == "timestamp":
             try:
-                column = column.cast(_TIMESTAMP)
+                column = column.cast(_TIMESTAMP)  # the common form, in one C-level cast
             except pa.ArrowInvalid:
-                return None
+                # Other ISO-8601 forms (no offset, 7-9 digits, ...): still vectorized.
+                column, unparsed = to_timestamps(column, types.zone)
+                if unparsed:
+                    return None
+                types.count(name, len(column) - column.null_count)
         columns[name] = column
     return columns
 
@@ -181,42 +242,51 @@ def _all_of_types(values: list[Any], accepted: tuple[type, ...]) -> bool:
     return all(t in accepted or t is _NONE_TYPE for t in set(map(type, values)))
 
 
-def _typed_column(page: list[dict[str, Any]], name: str) -> dict[str, pa.Array]:
-    """One column, values of another type than its declared (or first seen) type in variants."""
+def _typed_column(page: list[dict[str, Any]], name: str, types: ColumnTypes) -> dict[str, pa.Array]:
+    """One column of its declared (or walk's, `ColumnTypes`) type; values of another type read
+    as it where that is safe (values.py), the others in variant columns."""
     values = [record.get(name) for record in page]
-    data_type = _DECLARED_TYPES.get(name) or next(
-        (_DLT_TYPE_OF.get(type(v), "text") for v in values if v is not None), None
-    )
+    data_type = types.of(name, values)
     if data_type is None:
-        return {}  # only nulls so far: dlt cannot type the column either
+        return {}
     accepts = _ACCEPTS[data_type]
     drifted: dict[str, list[Any]] = {}
+    coerced = 0
     if not _all_of_types(values, accepts):
         for position, value in enumerate(values):
-            if value is not None and type(value) not in accepts:
-                variant = _DLT_TYPE_OF.get(type(value), "text")
-                drifted.setdefault(variant, [None] * len(values))[position] = value
-                values[position] = None
-    try:
+            if value is None or type(value) in accepts:
+                continue
+            readable = _read_as(value, data_type)
+            if readable is not None:
+                values[position] = readable
+                coerced += 1
+                continue
+            variant = _DLT_TYPE_OF.get(type(value), "text")
+            drifted.setdefault(variant, [None] * len(values))[position] = value
+            values[position] = None
+    if data_type == "timestamp":
+        column, unparsed = to_timestamps(pa.array(values, pa.string()), types.zone)
+        if unparsed:  # text that is no timestamp: kept as text, visible to the checks as drift
+            texts = drifted.setdefault("text", [None] * len(values))
+            for position in unparsed:
+                texts[position] = values[position]
+        columns = {name: column}
+    else:
         columns = {name: _arrow_array(values, data_type)}
-    except pa.ArrowInvalid:
-        # Text that is no timestamp: kept as text, and visible to the checks as drift.
-        drifted["text"] = _take_unparsed_timestamps(values)
-        columns = {name: _arrow_array(values, data_type)}
+    types.count(name, coerced)
     for variant, variant_values in drifted.items():
         columns[f"{name}__v_{variant}"] = _arrow_array(variant_values, variant)
     return columns
 
 
-def _take_unparsed_timestamps(values: list[Any]) -> list[Any]:
-    """Moves the texts that do not parse as timestamps out of `values`, to the same positions."""
-    unparsed: list[Any] = [None] * len(values)
-    for position, value in enumerate(values):
-        try:
-            pa.scalar(value, pa.string()).cast(_TIMESTAMP)
-        except pa.ArrowInvalid:
-            unparsed[position], values[position] = value, None
-    return unparsed
+def _read_as(value: Any, data_type: str) -> Any:
+    """A value of another type in the form the column takes, or None where that is not safe."""
+    if data_type in ("double", "bigint"):
+        return to_number(value, data_type)
+    if data_type == "timestamp":  # an epoch number; as text, so one parse reads the column
+        stamp = _parse_timestamp(value)
+        return None if stamp is None else stamp.isoformat()
+    return None
 
 
 def _arrow_array(values: list[Any], data_type: str) -> pa.Array:
@@ -227,17 +297,34 @@ def _arrow_array(values: list[Any], data_type: str) -> pa.Array:
     return pa.array(values, _ARROW_TYPE_OF.get(data_type, pa.string()))
 
 
-def arrow_batches(records: Iterable[dict[str, Any]], batch_rows: int) -> Iterator[Any]:
+def arrow_batches(
+    records: Iterable[dict[str, Any]], batch_rows: int, types: ColumnTypes | None = None
+) -> Iterator[Any]:
     """Records (as a dlt resource yields them, page after page) in Arrow tables of `batch_rows`.
 
     dlt spends ~10 ms of schema work on every item it extracts, whatever its size: on pages of
-    100 records that is most of the run. Batches keep that small and memory bounded.
+    100 records that is most of the run. Batches keep that small and memory bounded. `types`
+    keeps the undeclared fields' types the same in every batch of the walk; a field typed JSON
+    is hinted so (its Arrow column is JSON text), so the destination stores it as JSON and the
+    next run reads the same type back.
     """
+    types = types or ColumnTypes()
     records = iter(records)
     while batch := list(islice(records, batch_rows)):
-        table = page_to_arrow(batch)
+        table = page_to_arrow(batch, types)
+        json_fields = [
+            name
+            for name in table.column_names
+            if name not in _DECLARED_TYPES and types.types.get(name) == "json"
+        ]
+        json_hints: dict[str, TColumnSchema] = {
+            name: {"name": name, "data_type": "json"} for name in json_fields
+        }
+        hinted: Any = table
         if COLLISION_SUFFIX in "".join(table.column_names):
-            names = list(dict.fromkeys(chain.from_iterable(batch)))
-            yield collision_hints(table, names)
-        else:
-            yield table
+            hinted = collision_hints(table, list(dict.fromkeys(chain.from_iterable(batch))))
+            if json_hints:  # one set of hints per item: the JSON ones join the collisions'
+                hinted.meta.hints["columns"].update(json_hints)
+        elif json_hints:
+            hinted = dlt.mark.with_hints(table, dlt.mark.make_hints(columns=json_hints))
+        yield hinted

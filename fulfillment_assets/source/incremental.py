@@ -25,6 +25,7 @@ from dlt.common.storages.exceptions import CurrentLoadPackageStateNotAvailable
 from dlt.extract.resource import DltResource
 
 from fulfillment_assets.source.http import FulfillmentPageError
+from fulfillment_assets.source.values import to_timestamps
 
 UPDATED_SINCE_SETTING = "SOURCES__FULFILLMENT__UPDATED_SINCE_PARAM"
 CURSOR_FIELD_SETTING = "SOURCES__FULFILLMENT__CURSOR_FIELD"
@@ -70,9 +71,11 @@ def _bad_cursor(batch: pa.Table, column: pa.ChunkedArray, field: str) -> Fulfill
     )
 
 
-def with_cursor(batch: pa.Table, field: str) -> pa.Table:
+def with_cursor(batch: pa.Table, field: str, zone: str = "UTC") -> pa.Table:
     """The batch with its cursor column as UTC timestamps, null where a record has none (dlt
-    refuses a batch without the column). A value that is no timestamp fails, naming the record."""
+    refuses a batch without the column). Text in any ISO-8601 form is read (a time without an
+    offset in the API's `zone`, see values.py); a value that is no timestamp fails, naming the
+    record."""
     for name in batch.column_names:
         if name.startswith(f"{field}__v_") and batch.column(name).null_count < batch.num_rows:
             raise _bad_cursor(batch, batch.column(name), field)
@@ -81,18 +84,16 @@ def with_cursor(batch: pa.Table, field: str) -> pa.Table:
     column = batch.column(field)
     if column.type == _TIMESTAMP:
         return batch
-    try:
-        if not (pa.types.is_string(column.type) or pa.types.is_timestamp(column.type)):
-            raise pa.ArrowInvalid(f"{column.type} is no timestamp")
+    if pa.types.is_timestamp(column.type):
         typed = column.cast(_TIMESTAMP)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        for value in column.to_pylist():  # the drift path only: find the offending record
-            try:
-                pa.scalar(value, column.type).cast(_TIMESTAMP)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                bad = pc.equal(column, pa.scalar(value, column.type))
-                raise _bad_cursor(batch, pc.if_else(bad, column, None), field) from None
-        raise
+    elif pa.types.is_string(column.type):
+        typed, unparsed = to_timestamps(column.combine_chunks(), zone)
+        if unparsed:
+            positions = pa.array(range(batch.num_rows))
+            bad = pc.is_in(positions, value_set=pa.array(unparsed, positions.type))
+            raise _bad_cursor(batch, pc.if_else(bad, column, None), field)
+    else:
+        raise _bad_cursor(batch, column, field)
     return batch.set_column(batch.column_names.index(field), field, typed)
 
 
@@ -131,6 +132,7 @@ def fulfillment_resource(
     cursor_field: str,
     lookback_seconds: int,
     full_refresh: bool,
+    api_timezone: str = "UTC",
 ) -> DltResource:
     """The raw resource: `walk(params)` yields the pages' batches; with `updated_since_param`
     set, dlt's incremental cursor decides the parameter and filters what an API ignoring it
@@ -171,7 +173,7 @@ def fulfillment_resource(
         for batch in walk({updated_since_param: since} if since else {}):
             if not isinstance(batch, pa.Table):
                 batch = pa.Table.from_pylist([batch])
-            batch = with_cursor(batch, cursor_field)
+            batch = with_cursor(batch, cursor_field, api_timezone)
             column = batch.column(cursor_field)
             received += batch.num_rows
             missing += column.null_count

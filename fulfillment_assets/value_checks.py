@@ -1,0 +1,66 @@
+"""A check on the raw table's values that could not be read as their column's type.
+
+The source reads numeric text, every ISO-8601 form and epoch numbers as their column's type
+(`source/values.py`); what is left (`"12,50"`, a comma string in a field of lists) is kept in a
+dlt variant column (`tags__v_text`). For the contract columns the blocking `schema_contract`
+check reports those as an ERROR; for every other column this check names the variant column and
+how many values it holds, as a warning (WARN severity never blocks downstream).
+"""
+
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    MetadataValue,
+    asset_check,
+)
+
+from fulfillment_assets import settings
+from fulfillment_assets.assets import RAW_ASSET_KEY
+from fulfillment_assets.check_results import unjudgeable
+from fulfillment_assets.warehouse import Warehouse
+
+RAW = settings.RESOURCE_NAME
+
+
+@asset_check(
+    asset=RAW_ASSET_KEY,
+    name="values_of_their_column_type",
+    # Blocking like every check here, but it only ever fails with WARN, which blocks nothing.
+    blocking=True,
+    description=(
+        "Warns when a column other than `id`, `customer_id` and `order_status` has values "
+        "that could not be read as its type: names each variant column (e.g. `tags__v_text`) "
+        "and how many values it holds."
+    ),
+)
+def values_of_their_column_type(
+    context: AssetCheckExecutionContext, warehouse: Warehouse
+) -> AssetCheckResult:
+    if early := unjudgeable(context.instance, warehouse, ()):
+        return early
+    columns = warehouse.columns(RAW)
+    variants = [
+        name
+        for name in columns
+        if "__v_" in name and name.rsplit("__v_", 1)[0] not in settings.CONTRACT_COLUMNS
+    ]
+    counts: dict[str, int] = {}
+    if variants:
+        (row,) = warehouse.query(f"SELECT {', '.join(f'count({v})' for v in variants)} FROM {RAW}")
+        counts = {v: int(n) for v, n in zip(variants, row, strict=True) if n}
+    if not counts:
+        return AssetCheckResult(
+            passed=True, description="every value is of its column's type or was read as it"
+        )
+    lines = [
+        f"{variant.rsplit('__v_', 1)[0]}: {count} values of type {variant.rsplit('__v_', 1)[1]}"
+        f" kept in `{variant}`"
+        for variant, count in sorted(counts.items())
+    ]
+    return AssetCheckResult(
+        passed=False,
+        severity=AssetCheckSeverity.WARN,
+        description="; ".join(lines),
+        metadata={"variant_columns": MetadataValue.json(counts)},
+    )

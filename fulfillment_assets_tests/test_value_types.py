@@ -1,0 +1,219 @@
+"""Every value the API sent lands typed where a user looks for it, or a check names where it
+went: numeric text, timestamps in every ISO-8601 form and epoch numbers, a field whose shape
+varies by record; against a small fake API of the test's own on loopback."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import orjson
+import pytest
+from dagster import DagsterInstance
+
+from fulfillment_assets.warehouse import Warehouse
+from fulfillment_assets_tests.conftest import TEST_API_KEY, materialize_all
+
+Records = list[dict[str, Any]]
+
+
+@pytest.fixture
+def fake_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Records], None]]:
+    """A loopback API serving the records it is given in offset pages, with `total`."""
+    served: list[Records] = [[]]
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            params = parse_qs(urlparse(self.path).query)
+            offset, limit = int(params["offset"][0]), int(params["limit"][0])
+            records = served[0]
+            body = orjson.dumps({"data": records[offset : offset + limit], "total": len(records)})
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:  # the URL holds the key: never print it
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("SOURCES__FULFILLMENT__BASE_URL", f"http://127.0.0.1:{server.server_port}")
+    monkeypatch.setenv("SOURCES__FULFILLMENT__API_KEY", TEST_API_KEY)
+    try:
+        yield lambda records: served.__setitem__(0, records)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _order(number: int, **fields: Any) -> dict[str, Any]:
+    return {
+        "id": number,
+        "customer_id": f"C{number % 50:05d}",
+        "order_status": "shipped",
+        "created_at": "2026-10-24T22:20:10Z",
+        "updated_at": "2026-10-27T02:47:58Z",
+        "amount": 10.25 + number,
+        "currency": "USD",
+        **fields,
+    }
+
+
+def _checks(result: Any) -> dict[str, Any]:
+    return {
+        evaluation.check_name: evaluation for evaluation in result.get_asset_check_evaluations()
+    }
+
+
+@pytest.mark.every_destination
+def test_amounts_sent_as_text_land_typed_and_the_summary_adds_up(
+    fake_api: Callable[[Records], None], instance: DagsterInstance
+) -> None:
+    orders = [_order(n) for n in range(1, 301)]
+    for order in orders[::3]:
+        order["amount"] = f"{order['amount']:.2f}"  # "12.25": a third of them as text
+    api_sum = sum(float(order["amount"]) for order in orders)
+    fake_api(orders)
+
+    result = materialize_all(instance, raise_on_error=False)
+
+    assert result.success
+    ((typed, nulls),) = Warehouse().query(
+        "SELECT count(amount), count(*) - count(amount) FROM fulfillment.fulfillment_data"
+    )
+    assert (typed, nulls) == (300, 0)
+    ((total,),) = Warehouse().query(
+        "SELECT sum(amount_total) FROM fulfillment.orders_daily_summary"
+    )
+    assert total == pytest.approx(api_sum)
+    raw = result.asset_materializations_for_node("fulfillment_ingest")[0]
+    assert raw.metadata["values_read_as_type"].value == {"amount": 100}
+    assert _checks(result)["values_of_their_column_type"].passed
+
+
+TIMESTAMP_FORMS = {
+    "2026-10-31T16:00:00Z": "2026-10-31 16:00:00",
+    "2026-10-31T16:00:00": "2026-10-31 16:00:00",  # no offset: UTC
+    "2026-10-31 16:00:00": "2026-10-31 16:00:00",  # a space for T
+    "2026-10-31T16:00:00.0000000": "2026-10-31 16:00:00",  # ShipStation's 7 digits
+    "2026-10-31T16:00:00.123456789+02:00": "2026-10-31 14:00:00.123456",  # nanoseconds
+    "2026-10-31T18:00:00+0200": "2026-10-31 16:00:00",
+    1793462400: "2026-10-31 16:00:00",  # epoch seconds
+    1793462400000: "2026-10-31 16:00:00",  # epoch milliseconds
+}
+
+
+def test_timestamps_in_every_iso_form_and_epoch_numbers_land_typed(
+    fake_api: Callable[[Records], None], instance: DagsterInstance
+) -> None:
+    forms = list(TIMESTAMP_FORMS)
+    orders = [
+        _order(n, created_at=forms[n % len(forms)], updated_at=forms[(n + 3) % len(forms)])
+        for n in range(1, 161)
+    ]
+    fake_api(orders)
+
+    result = materialize_all(instance, raise_on_error=False)
+
+    assert result.success
+    rows = Warehouse().query(
+        "SELECT id, strftime(created_at AT TIME ZONE 'UTC', '%Y-%m-%d %H:%M:%S.%f'), "
+        "strftime(updated_at AT TIME ZONE 'UTC', '%Y-%m-%d %H:%M:%S.%f') "
+        "FROM fulfillment.fulfillment_data ORDER BY id",
+    )
+    assert len(rows) == 160
+    for row_id, created, updated in rows:
+        for stamp, form in ((created, forms[row_id % 8]), (updated, forms[(row_id + 3) % 8])):
+            expected = dt.datetime.fromisoformat(TIMESTAMP_FORMS[form])
+            assert dt.datetime.fromisoformat(stamp) == expected, (row_id, form)
+    columns = {
+        name
+        for (name,) in Warehouse().query(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_name = 'fulfillment_data'",
+        )
+    }
+    assert not {name for name in columns if "__v_" in name}
+    ((days,),) = Warehouse().query(
+        "SELECT count(*) FROM fulfillment.orders_daily_summary WHERE order_date IS NULL"
+    )
+    assert days == 0
+
+
+def test_a_time_without_offset_is_read_in_the_configured_api_timezone(
+    fake_api: Callable[[Records], None], instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOURCES__FULFILLMENT__API_TIMEZONE", "America/New_York")
+    fake_api(
+        [_order(1, created_at="2026-10-31T12:00:00.0000000", updated_at="2026-10-31T12:00:00Z")]
+    )
+
+    assert materialize_all(instance, raise_on_error=False).success
+
+    ((created, updated),) = Warehouse().query(
+        "SELECT strftime(created_at AT TIME ZONE 'UTC', '%H:%M'), "
+        "strftime(updated_at AT TIME ZONE 'UTC', '%H:%M') FROM fulfillment.fulfillment_data",
+    )
+    assert (created, updated) == ("16:00", "12:00")  # EDT is UTC-4; an offset wins
+
+
+def test_a_field_whose_shape_varies_keeps_one_type_across_runs_and_a_check_names_the_rest(
+    fake_api: Callable[[Records], None], instance: DagsterInstance
+) -> None:
+    def orders(first_as_text: bool) -> Records:
+        batch = [_order(n, tags=["gift", "rush"]) for n in range(1, 301)]
+        for order in batch[::10] if first_as_text else batch[5::10]:
+            order["tags"] = "gift,rush"  # 30 of 300 as a comma string
+        return batch
+
+    def tags_type() -> str:
+        ((data_type,),) = Warehouse().query(
+            "SELECT data_type FROM information_schema.columns "
+            "WHERE table_schema = 'fulfillment' AND table_name = 'fulfillment_data' "
+            "AND column_name = 'tags'",
+        )
+        return str(data_type)
+
+    fake_api(orders(first_as_text=False))
+    first = materialize_all(instance, raise_on_error=False)
+    assert first.success
+    first_type = tags_type()
+    fake_api(orders(first_as_text=True))  # the first record now has the text form
+    second = materialize_all(instance, raise_on_error=False)
+    assert second.success
+
+    assert tags_type() == first_type == "JSON"
+    ((lists, texts),) = Warehouse().query(
+        "SELECT count(tags), count(tags__v_text) FROM fulfillment.fulfillment_data"
+    )
+    assert (lists, texts) == (270, 30)
+    check = _checks(second)["values_of_their_column_type"]
+    assert not check.passed and check.severity.value == "WARN"
+    assert "tags: 30 values of type text kept in `tags__v_text`" in check.description
+
+
+def test_a_shipstation_style_timestamp_is_an_incremental_cursor(
+    fake_api: Callable[[Records], None], instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOURCES__FULFILLMENT__UPDATED_SINCE_PARAM", "modified_since")
+    orders = [_order(n, updated_at=f"2026-10-31T16:{n:02d}:00.0000000") for n in range(1, 51)]
+    fake_api(orders)
+    first = materialize_all(instance, raise_on_error=False)
+    orders[0]["updated_at"] = "2026-10-31T17:30:00.0000000"  # one order changes
+    second = materialize_all(instance, raise_on_error=False)
+
+    assert first.success and second.success
+    raw = second.asset_materializations_for_node("fulfillment_ingest")[0]
+    assert raw.metadata["sync_mode"].value == "incremental"
+    assert raw.metadata["new_cursor"].value == "2026-10-31T17:30:00Z"
+    ((rows, latest),) = Warehouse().query(
+        "SELECT count(*), strftime(max(updated_at) AT TIME ZONE 'UTC', '%H:%M') "
+        "FROM fulfillment.fulfillment_data",
+    )
+    assert (rows, latest) == (50, "17:30")
