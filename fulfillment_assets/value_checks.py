@@ -18,6 +18,7 @@ from dagster import (
 from fulfillment_assets import settings
 from fulfillment_assets.assets import RAW_ASSET_KEY
 from fulfillment_assets.check_results import unjudgeable
+from fulfillment_assets.sql import identifier
 from fulfillment_assets.warehouse import Warehouse
 
 RAW = settings.RESOURCE_NAME
@@ -47,7 +48,9 @@ def values_of_their_column_type(
     ]
     counts: dict[str, int] = {}
     if variants:
-        (row,) = warehouse.query(f"SELECT {', '.join(f'count({v})' for v in variants)} FROM {RAW}")
+        (row,) = warehouse.query(
+            f"SELECT {', '.join(f'count({identifier(v)})' for v in variants)} FROM {RAW}"
+        )
         counts = {v: int(n) for v, n in zip(variants, row, strict=True) if n}
     if not counts:
         return AssetCheckResult(
