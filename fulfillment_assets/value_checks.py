@@ -17,7 +17,7 @@ from dagster import (
 
 from fulfillment_assets import settings
 from fulfillment_assets.assets import RAW_ASSET_KEY
-from fulfillment_assets.check_results import unjudgeable
+from fulfillment_assets.check_results import check_metadata, offending, unjudgeable
 from fulfillment_assets.sql import identifier
 from fulfillment_assets.warehouse import Warehouse
 
@@ -46,16 +46,21 @@ def values_of_their_column_type(
         for name in columns
         if "__v_" in name and name.rsplit("__v_", 1)[0] not in settings.CONTRACT_COLUMNS
     ]
-    counts: dict[str, int] = {}
-    if variants:
-        (row,) = warehouse.query(
-            f"SELECT {', '.join(f'count({identifier(v)})' for v in variants)} FROM {RAW}"
-        )
-        counts = {v: int(n) for v, n in zip(variants, row, strict=True) if n}
+    # The rows judged, like every check on the raw table, and one count per variant column.
+    (row,) = warehouse.query(
+        f"SELECT {', '.join(['count(*)', *(f'count({identifier(v)})' for v in variants)])} "
+        f"FROM {RAW}"
+    )
+    checked, variant_counts = int(row[0]), row[1:]
+    counts = {v: int(n) for v, n in zip(variants, variant_counts, strict=True) if n}
     if not counts:
         return AssetCheckResult(
-            passed=True, description="every value is of its column's type or was read as it"
+            passed=True,
+            description="every value is of its column's type or was read as it",
+            metadata=check_metadata(checked, 0, []),
         )
+    # A row counts once however many of its values were left in variant columns.
+    rows = offending(warehouse, " OR ".join(f"{identifier(v)} IS NOT NULL" for v in counts))
     lines = [
         f"{variant.rsplit('__v_', 1)[0]}: {count} values of type {variant.rsplit('__v_', 1)[1]}"
         f" kept in `{variant}`"
@@ -65,5 +70,10 @@ def values_of_their_column_type(
         passed=False,
         severity=AssetCheckSeverity.WARN,
         description="; ".join(lines),
-        metadata={"variant_columns": MetadataValue.json(counts)},
+        metadata=check_metadata(
+            rows["checked"],
+            rows["offending"],
+            rows["sample"],
+            variant_columns=MetadataValue.json(counts),
+        ),
     )
