@@ -87,7 +87,13 @@ def column_description(name: str) -> str:
 
 RAW_COLUMN_SCHEMA = TableSchema(
     columns=[
-        TableColumn(name=name, type=str(hints["data_type"]), description=column_description(name))
+        TableColumn(
+            name=name,
+            # `id` has no declared type: the definitions show the first load's default for
+            # integer ids; each materialization shows the table's own (dlt's schema).
+            type=str(hints.get("data_type", settings.ID_TYPES[0])),
+            description=column_description(name),
+        )
         for name, hints in {**settings.CONTRACT_COLUMNS, **settings.DOCUMENTED_COLUMNS}.items()
     ]
     + [

@@ -17,6 +17,7 @@ from fulfillment_assets.name_checks import field_names_distinct
 from fulfillment_assets.run_liveness import fulfillment_dead_run_sensor
 from fulfillment_assets.value_checks import values_of_their_column_type
 from fulfillment_assets.version_checks import updated_at_never_goes_back
+from fulfillment_assets.walk_checks import no_rows_marked_deleted, walk_complete
 from fulfillment_assets.warehouse import Warehouse
 
 # One freshness policy for the raw table and everything built on it.
@@ -33,6 +34,8 @@ defs = Definitions(
         field_names_distinct,
         updated_at_never_goes_back,
         values_of_their_column_type,
+        walk_complete,
+        no_rows_marked_deleted,
     ],
     jobs=[fulfillment_refresh_job],
     schedules=[fulfillment_refresh_schedule],

@@ -39,6 +39,9 @@ MAX_RETRY_WAIT_SECONDS = 120.0
 RATE_LIMIT_WAITS = 10
 # An API whose pages never end must not run forever: the source fails past this many records.
 MAX_RECORDS = 50_000_000
+# Passes over a listing that moved while it was walked (source/completeness.py), the first
+# included: a second pass finds what the first was shifted past; a third covers a busy spell.
+MAX_WALK_PASSES = 3
 # Records per Arrow table handed to dlt (0: plain rows, dlt's normalizer does the typing).
 ARROW_BATCH_ROWS = 10_000
 # Pages fetched at once when the API reports `total`; a 429 halves it (down to 1).
@@ -63,8 +66,12 @@ ORDER_STATUSES: tuple[str, ...] = (
 
 # Column hints for the loaded table: the three contract columns of the seed and the other fields
 # the API documents. Fields the API adds later are kept by dlt's schema evolution.
+# `id` has no type here: the seed does not state it. It is the destination's (the raw table's
+# stored type), else `SOURCES__FULFILLMENT__ID_TYPE`, else learned from the first batch of the
+# first load: text if any id is text, else bigint (source/arrow.py).
+ID_TYPES = ("bigint", "text")
 CONTRACT_COLUMNS: dict[str, TColumnSchema] = {
-    "id": {"data_type": "bigint", "nullable": False},
+    "id": {"nullable": False},
     "customer_id": {"data_type": "text", "nullable": True},
     "order_status": {"data_type": "text", "nullable": True},
 }
@@ -77,7 +84,8 @@ DOCUMENTED_COLUMNS: dict[str, TColumnSchema] = {
     "shipment": {"data_type": "json", "nullable": True},
 }
 COLUMN_DESCRIPTIONS: dict[str, str] = {
-    "id": "Fulfillment order id, unique; the merge key.",
+    "id": "Fulfillment order id, unique; the merge key. An integer (bigint), or text when the "
+    "API's ids are text (SOURCES__FULFILLMENT__ID_TYPE).",
     "customer_id": "Customer the order belongs to; null when the API does not know it.",
     "order_status": "Lifecycle status of the order (as the API names it).",
     "created_at": "When the order was created (UTC).",

@@ -16,6 +16,7 @@ from pydantic import Field
 
 from fulfillment_assets import settings
 from fulfillment_assets.deletes import DELETED_AT, mark_deleted
+from fulfillment_assets.source.completeness import WalkVerdict
 from fulfillment_assets.source.incremental import LAST_RUN, UPDATED_SINCE_SETTING, iso_utc
 from fulfillment_assets.versions import staged_table
 from fulfillment_assets.warehouse import Warehouse
@@ -45,6 +46,23 @@ def _run_started_at(context: AssetExecutionContext) -> dt.datetime:
     return dt.datetime.fromtimestamp(started, dt.UTC) if started else dt.datetime.now(dt.UTC)
 
 
+def walk_metadata(context: AssetExecutionContext, last_run: dict[str, Any]) -> dict[str, Any]:
+    """Whether the walk received every record the API listed (source/completeness.py); a walk
+    that may have missed some says so in the run's log (and marked nothing deleted)."""
+    verdict = WalkVerdict.from_state(last_run)
+    if verdict is None:
+        return {}
+    if not verdict.complete:
+        context.log.warning(verdict.explain())
+    return {
+        "walk_complete": MetadataValue.bool(verdict.complete),
+        "walk_passes": MetadataValue.int(verdict.passes),
+        "records_possibly_missing": MetadataValue.int(verdict.possibly_missing),
+        "records_received_twice": MetadataValue.int(verdict.received_twice),
+        "walk_summary": MetadataValue.text(verdict.explain()),
+    }
+
+
 def sync_metadata(
     context: AssetExecutionContext, pipeline: dlt.Pipeline, warehouse: Warehouse
 ) -> dict[str, Any]:
@@ -71,6 +89,7 @@ def sync_metadata(
             f"the parameter set in {UPDATED_SINCE_SETTING}. They were filtered out and the load "
             "is correct, but every run still walks every page."
         )
+    metadata.update(walk_metadata(context, last_run))
     marked = 0
     if last_run.get("complete_walk") and warehouse.columns(settings.RESOURCE_NAME):
         load_info = pipeline.last_trace.last_load_info if pipeline.last_trace else None

@@ -91,7 +91,7 @@ def record_load(warehouse: Warehouse, pipeline: Any) -> dict[str, Any]:
         DISCARDED_COUNT: MetadataValue.int(int(count)),
         DISCARDED_SAMPLE: MetadataValue.json(
             [
-                {"id": int(row_id), "arrived_updated_at": arrived, "stored_updated_at": stored}
+                {"id": row_id, "arrived_updated_at": arrived, "stored_updated_at": stored}
                 for row_id, arrived, stored in discarded
             ]
         ),
@@ -115,9 +115,11 @@ def _bring_up_to_date(warehouse: Warehouse) -> None:
 
     Created (from the whole raw table) on first use; then only rows of later loads are read.
     """
+    # `id` is an integer or text, as the raw table holds it (settings.ID_TYPES).
+    id_type = "TEXT" if warehouse.columns(RAW).get("id") == "text" else "BIGINT"
     warehouse.execute(
         f"CREATE TABLE IF NOT EXISTS {VERSIONS} "
-        "(version_id BIGINT, newest_updated_at TIMESTAMPTZ, version_load_id TEXT)"
+        f"(version_id {id_type}, newest_updated_at TIMESTAMPTZ, version_load_id TEXT)"
     )
     ((seen,),) = warehouse.query(f"SELECT max(version_load_id) FROM {VERSIONS}")
     newer_rows = f"FROM {RAW} WHERE _dlt_load_id > {literal(seen or '')}"

@@ -39,8 +39,7 @@ TEST_API_KEY = "sk_test_FULFILLMENT_7d9c1e5b42"
 TEST_BACKOFF_FACTOR = "0.02"
 
 
-# Every check the project defines: the five on the raw table, the field-name warning and the one
-# on the models.
+# Every check the project defines: ten on the raw table, one on the models.
 CHECK_NAMES = {
     "schema_contract",
     "customer_id_not_null",
@@ -51,6 +50,8 @@ CHECK_NAMES = {
     "field_names_distinct",
     "updated_at_never_goes_back",
     "values_of_their_column_type",
+    "walk_complete",
+    "no_rows_marked_deleted",
 }
 # Just the ingestion: for tests about loading, where the checks and models only cost time.
 RAW_ONLY = AssetSelection.assets(["fulfillment", "fulfillment_data"]).without_checks()

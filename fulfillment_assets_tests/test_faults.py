@@ -39,7 +39,6 @@ FAULTS: dict[str, tuple[dict[str, Any], list[str]]] = {
     "record not an object": ({"malformed": "record_not_object"}, ["record #0 of type str"]),
     "record without id": ({"malformed": "record_without_id"}, ["without an `id`"]),
     "total not a number": ({"malformed": "total_not_number"}, ["`total` 'many'"]),
-    "total changes": ({"malformed": "total_changes"}, ["reports total 500", "earlier pages 450"]),
     "forbidden": ({"forbidden": True}, ["HTTP 403", "rejected the API key"]),
 }
 PAGE_FAULTS = {"fail_status", "malformed"}

@@ -28,6 +28,9 @@ PASSING_CHECKS = {
     "id_unique_and_not_null",
     "field_names_distinct",
     "updated_at_never_goes_back",
+    "values_of_their_column_type",
+    "walk_complete",
+    "no_rows_marked_deleted",
 }
 WARNING_CHECKS = {
     "customer_id_not_null": NULL_CUSTOMER_IDS,

@@ -1,19 +1,28 @@
-"""Listings that move while the walk runs, against a small fake API of the test's own (a real
-HTTP server on loopback): nothing the API has is lost, and nothing live is marked deleted."""
+"""Listings that move while the walk runs, against small fake APIs of the test's own (real HTTP
+servers on loopback): nothing the API has is lost, and nothing live is marked deleted.
+
+A busy shop creates orders while the walk runs (appended, or at the front of a newest-first
+listing, `total` growing between pages); a listing sorted by `updated_at` moves every updated
+order to the front, shifting the rest under the offsets. The walk measures whether it received
+every id and walks again when not (`source/completeness.py`)."""
 
 from __future__ import annotations
 
+import datetime as dt
+import random
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from typing import Any
 
-import orjson
 import pytest
-from dagster import DagsterInstance
+from dagster import AssetSelection, DagsterInstance
 
-from fulfillment_assets_tests.conftest import RAW_ONLY, TEST_API_KEY, materialize_all, query
+from fulfillment_assets.demo_api import DemoApiServer
+from fulfillment_assets_tests.conftest import RAW_ONLY, materialize_all, query
+from fulfillment_assets_tests.fake_api import serve_fake_api
+
+RAW_WITH_CHECKS = AssetSelection.assets(["fulfillment", "fulfillment_data"])
 
 
 class LaggingReplica:
@@ -26,7 +35,7 @@ class LaggingReplica:
         self.empty_answers_left = 1
         self.requests: list[int] = []
 
-    def page(self, offset: int, limit: int) -> dict:
+    def page(self, offset: int, limit: int, params: dict[str, str]) -> dict:
         self.requests.append(offset)
         if offset == self.empty_offset and self.empty_answers_left:
             self.empty_answers_left -= 1
@@ -43,32 +52,8 @@ class LaggingReplica:
 @pytest.fixture
 def replica(monkeypatch: pytest.MonkeyPatch) -> Iterator[LaggingReplica]:
     api = LaggingReplica()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
-            query_params = parse_qs(urlsplit(self.path).query)
-            offset = int(query_params.get("offset", ["0"])[0])
-            limit = int(query_params.get("limit", ["100"])[0])
-            body = orjson.dumps(api.page(offset, limit))
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:  # the URL holds the key: never print it
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setenv("SOURCES__FULFILLMENT__BASE_URL", f"http://127.0.0.1:{server.server_port}")
-    monkeypatch.setenv("SOURCES__FULFILLMENT__API_KEY", TEST_API_KEY)
-    try:
+    with serve_fake_api(api, monkeypatch):
         yield api
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.mark.every_destination
@@ -85,3 +70,184 @@ def test_an_empty_page_once_without_total_is_asked_again_and_nothing_is_marked_d
     )
     assert counts == [(2000, 2000, 0)]
     assert replica.requests.count(800) == 4  # each run: the empty answer, then asked again
+
+
+class BusyShop:
+    """`records` orders whose listing changes before every page served but the first, as a busy
+    shop's does while it is walked, by `listing`:
+    - "ids ascending": `changes` new orders per page, appended (ids ascending);
+    - "newest first": `changes` new orders per page, at the front (ids descending);
+    - "updated_at desc": `changes` orders updated per page, each moving to the front.
+    `total` (the listing's length) on every page unless `with_total` is off."""
+
+    START = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+
+    def __init__(
+        self, listing: str, records: int = 3000, changes: int = 2, with_total: bool = True
+    ) -> None:
+        self.listing, self.changes, self.with_total = listing, changes, with_total
+        self.orders = {i: self._order(i, version=i) for i in range(1, records + 1)}
+        self.initial_ids = set(self.orders)
+        self.clock = records  # updated_at in seconds after START, one tick per change
+        self.busy = True
+        self.pages_served = 0
+        self.random = random.Random(18)
+        self.lock = threading.Lock()
+
+    def _order(self, order_id: int, version: int) -> dict:
+        updated = (self.START + dt.timedelta(seconds=version)).isoformat()
+        return {
+            "id": order_id,
+            "customer_id": f"cus_{order_id % 97}",
+            "order_status": "shipped",
+            "updated_at": updated,
+            "amount": 1.0,
+        }
+
+    def _change(self) -> None:
+        self.clock += 1
+        if self.listing == "updated_at desc":
+            order_id = self.random.choice(sorted(self.initial_ids))
+        else:
+            order_id = max(self.orders) + 1
+        self.orders[order_id] = self._order(order_id, version=self.clock)
+
+    def _sorted(self) -> list[dict]:
+        if self.listing == "ids ascending":
+            return [self.orders[i] for i in sorted(self.orders)]
+        if self.listing == "newest first":
+            return [self.orders[i] for i in sorted(self.orders, reverse=True)]
+        return sorted(self.orders.values(), key=lambda o: (o["updated_at"], o["id"]), reverse=True)
+
+    def page(self, offset: int, limit: int, params: dict[str, str]) -> dict:
+        with self.lock:
+            if self.busy and self.pages_served:
+                for _ in range(self.changes):
+                    self._change()
+            self.pages_served += 1
+            listing = self._sorted()
+            body: dict = {"data": listing[offset : offset + limit]}
+            if self.with_total:
+                body["total"] = len(listing)
+            return body
+
+
+@pytest.fixture
+def shop(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[BusyShop]:
+    api = BusyShop(**request.param)
+    with serve_fake_api(api, monkeypatch):
+        yield api
+
+
+def _raw_counts() -> tuple[int, int, int]:
+    ((rows, distinct, deleted),) = query(
+        Path(),
+        "SELECT count(*), count(DISTINCT id), count(_deleted_at) FROM fulfillment.fulfillment_data",
+    )
+    return rows, distinct, deleted
+
+
+def _loaded_ids() -> set[int]:
+    return {row[0] for row in query(Path(), "SELECT id FROM fulfillment.fulfillment_data")}
+
+
+def _walk_metadata(instance: DagsterInstance) -> dict[str, Any]:
+    from dagster import AssetKey
+
+    event = instance.get_latest_materialization_event(AssetKey(["fulfillment", "fulfillment_data"]))
+    assert event is not None and event.asset_materialization is not None
+    return {label: entry.value for label, entry in event.asset_materialization.metadata.items()}
+
+
+@pytest.mark.every_destination
+@pytest.mark.parametrize(
+    "shop",
+    [
+        {"listing": "ids ascending"},
+        {"listing": "newest first"},
+        {"listing": "updated_at desc", "changes": 1},
+    ],
+    ids=["creations appended", "creations newest first", "updates reorder updated_at desc"],
+    indirect=True,
+)
+def test_a_listing_that_moves_during_the_walk_loads_every_order_and_marks_none_deleted(
+    shop: BusyShop, instance: DagsterInstance
+) -> None:
+    for run in range(2):  # run 2 is a full walk that would mark what it missed as deleted
+        assert materialize_all(instance, selection=RAW_WITH_CHECKS).success
+        rows, distinct, deleted = _raw_counts()
+        # Every order that existed when the walk started, once; none marked deleted.
+        assert shop.initial_ids <= _loaded_ids(), sorted(shop.initial_ids - _loaded_ids())[:20]
+        assert (rows, deleted) == (distinct, 0), run
+        walk = _walk_metadata(instance)
+        assert walk["walk_complete"] is True, walk["walk_summary"]
+        assert walk["records_possibly_missing"] == 0
+        assert walk["rows_marked_deleted"] == 0
+    if shop.listing == "updated_at desc":
+        # The reordering shifted records past the offsets: the walk measured it and walked again.
+        assert walk["walk_passes"] >= 2, walk["walk_summary"]
+
+
+@pytest.mark.parametrize(
+    "shop", [{"listing": "updated_at desc", "changes": 3}], ids=["updates"], indirect=True
+)
+def test_a_walk_still_incomplete_after_its_passes_loads_what_it_has_says_so_and_marks_nothing(
+    shop: BusyShop, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOURCES__FULFILLMENT__MAX_WALK_PASSES", "1")
+    assert materialize_all(instance, selection=RAW_ONLY).success  # the first load: all of it
+    shop.busy = True
+
+    result = materialize_all(instance, selection=RAW_WITH_CHECKS)
+
+    assert result.success
+    walk = _walk_metadata(instance)
+    assert walk["walk_complete"] is False and walk["walk_passes"] == 1
+    missing = walk["records_possibly_missing"]
+    assert missing > 0, walk["walk_summary"]
+    # Nothing the walk was shifted past is marked deleted.
+    assert _raw_counts()[2] == 0 and walk["rows_marked_deleted"] == 0
+    (check,) = [
+        evaluation
+        for evaluation in result.get_asset_check_evaluations()
+        if evaluation.check_name == "walk_complete"
+    ]
+    assert not check.passed and check.severity.value == "WARN"
+    assert f"may have missed up to {missing} records" in str(check.description)
+    assert "SOURCES__FULFILLMENT__MAX_WALK_PASSES" in str(check.description)
+
+
+@pytest.mark.parametrize("shop", [{"listing": "ids ascending"}], ids=["appended"], indirect=True)
+def test_a_full_walk_that_marks_rows_deleted_says_how_many_in_a_warning(
+    shop: BusyShop, instance: DagsterInstance
+) -> None:
+    shop.busy = False
+    assert materialize_all(instance, selection=RAW_ONLY).success
+    for order_id in (5, 6, 7):
+        del shop.orders[order_id]
+
+    result = materialize_all(instance, selection=RAW_WITH_CHECKS)
+
+    assert _walk_metadata(instance)["rows_marked_deleted"] == 3
+    (check,) = [
+        evaluation
+        for evaluation in result.get_asset_check_evaluations()
+        if evaluation.check_name == "no_rows_marked_deleted"
+    ]
+    assert not check.passed and check.severity.value == "WARN"
+    assert "marked 3 rows deleted" in str(check.description) and "ids 5, 6, 7" in str(
+        check.description
+    )
+
+
+def test_a_total_that_changes_between_pages_is_no_failure(
+    demo_api: DemoApiServer, instance: DagsterInstance
+) -> None:
+    # The demo API reports 50 more from offset 200 on: a listing that grew while it was walked.
+    demo_api.configure(records=450, malformed="total_changes", malformed_offset=200)
+
+    assert materialize_all(instance, selection=RAW_ONLY).success
+
+    assert _raw_counts() == (450, 450, 0)
+    walk = _walk_metadata(instance)
+    assert walk["walk_complete"] is True and walk["walk_passes"] == 1, walk["walk_summary"]

@@ -52,6 +52,9 @@ CHECK_STATUSES = {
     "id_unique_and_not_null": ("Succeeded", "check_circle"),
     "field_names_distinct": ("Succeeded", "check_circle"),
     "updated_at_never_goes_back": ("Succeeded", "check_circle"),
+    "values_of_their_column_type": ("Succeeded", "check_circle"),
+    "walk_complete": ("Succeeded", "check_circle"),
+    "no_rows_marked_deleted": ("Succeeded", "check_circle"),
 }
 RAW_COLUMNS = [
     "id",
@@ -242,9 +245,9 @@ def test_materialize_all_from_the_graph(
     expect(page.get_by_text("Loading run logs")).to_have_count(0)
     page.screenshot(path=artifacts / "02-run.png")
     assert status == "SUCCESS", project.dagster.log_tail(lines=80)
-    # The run page agrees: a success that built 4 assets and ran the 8 checks on them.
+    # The run page agrees: a success that built 4 assets and ran the 11 checks on them.
     expect(page.get_by_text("Success", exact=True).first).to_be_visible()
-    expect(page.get_by_text("8 checks", exact=True)).to_be_visible()
+    expect(page.get_by_text("11 checks", exact=True)).to_be_visible()
     expect(page.get_by_text("RUN_SUCCESS", exact=True)).to_be_visible()
 
     # Back on the graph, each node shows its latest materialization and check results: the
@@ -254,7 +257,7 @@ def test_materialize_all_from_the_graph(
     text = {node["name"]: node["text"] for node in graph["nodes"]}
     for name in (RAW, VALIDATED, REJECTED, SUMMARY):
         assert "Materialized" in text[name], text[name]
-    assert "5 / 7 Passed" in text[RAW], text[RAW]
+    assert "8 / 10 Passed" in text[RAW], text[RAW]
     assert "1 / 1 Passed" in text[VALIDATED], text[VALIDATED]
 
 

@@ -7,7 +7,9 @@ parameters; each lives in a module of its own:
 - `transport` and `deadline`: a whole page (connection, headers, body) within the request
   timeout, parsed once;
 - `pages`: the page check and the paginator (advance by the records received, end on an empty
-  page, the count must equal `total`);
+  page, the count must equal a `total` that stands still);
+- `completeness`: whether the walk received every record of a listing that may move under it,
+  and so whether it is walked again;
 - `read_ahead`: a `requests.Session` that fetches the next pages concurrently, in order, on
   `workers`' daemon threads;
 - `arrow`: records to typed Arrow tables with variant columns;
@@ -18,21 +20,29 @@ parameters; each lives in a module of its own:
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import dlt
 import pyarrow as pa
 from dlt.common import jsonpath
 from dlt.common.configuration.utils import get_resolved_traces
+from dlt.common.schema.typing import TColumnSchema, TDataType
 from dlt.extract.resource import DltResource
 from dlt.extract.source import DltSource
 from dlt.sources.rest_api import RESTAPIConfig, rest_api_resources
 
 from fulfillment_assets import settings
-from fulfillment_assets.source.arrow import ColumnTypes, arrow_batches, page_to_arrow
+from fulfillment_assets.source.arrow import (
+    ID_TYPE_SETTING,
+    ColumnTypes,
+    arrow_batches,
+    page_to_arrow,
+)
 from fulfillment_assets.source.collector import fewer_collections
+from fulfillment_assets.source.completeness import WalkLedger
 from fulfillment_assets.source.http import (
     API_KEY_SETTING,
     BASE_URL_SETTING,
@@ -65,6 +75,8 @@ __all__ = [
     "page_to_arrow",
 ]
 
+logger = logging.getLogger(__name__)
+
 # Compiled once: dlt would parse the JSONPath again for every page (~3 ms).
 DATA_SELECTOR = jsonpath.compile_path("data")
 
@@ -77,9 +89,13 @@ def fulfillment_config(
     params: dict[str, str] | None = None,
     backoff_factor: float = settings.BACKOFF_FACTOR,
     max_retry_wait: float = settings.MAX_RETRY_WAIT_SECONDS,
+    id_type: str | None = None,
 ) -> RESTAPIConfig:
     """The seed's rest_api configuration, with this project's session, paginator and hints."""
     mask = session.mask
+    id_hints: TColumnSchema = {**settings.CONTRACT_COLUMNS["id"]}
+    if id_type:  # else the raw table's type, or the first load's (ColumnTypes in arrow.py)
+        id_hints["data_type"] = cast(TDataType, id_type)
     return {
         "client": {
             "base_url": base_url,
@@ -108,6 +124,7 @@ def fulfillment_config(
                 },
                 "columns": {
                     **settings.CONTRACT_COLUMNS,
+                    "id": id_hints,
                     **settings.DOCUMENTED_COLUMNS,
                     # The newest version of a record wins when one load sees an id twice.
                     "updated_at": {
@@ -122,11 +139,11 @@ def fulfillment_config(
     }
 
 
-def _refuse_bad_settings(api_key: str, page_limit: int, page_concurrency: int) -> None:
+def _refuse_bad_settings(api_key: str, **whole_numbers: int) -> None:
     """Settings no walk can work with are refused before any request, naming the setting."""
     if not api_key or not api_key.strip():
         raise FulfillmentApiError(f"the API key is empty: set {API_KEY_SETTING}")
-    for name, value in (("page_limit", page_limit), ("page_concurrency", page_concurrency)):
+    for name, value in whole_numbers.items():
         if type(value) is not int or value < 1:
             raise FulfillmentApiError(
                 f"{name} is {value!r}, expected a whole number of at least 1: set "
@@ -161,12 +178,24 @@ def fulfillment(
     lookback_seconds: int = 3600,
     full_refresh: bool = False,
     api_timezone: str = "UTC",
+    max_walk_passes: int = settings.MAX_WALK_PASSES,
+    id_type: str | None = None,
 ) -> list[DltResource]:
     """Fulfillment records from `GET {base_url}/v1/fulfillment`, one resource: fulfillment_data."""
     mask = KeyMask(api_key, base_url)
     _mask_resolved_base_url(mask)
     base_url = check_base_url(base_url, allow_insecure_http)
-    _refuse_bad_settings(api_key, page_limit, page_concurrency)
+    _refuse_bad_settings(
+        api_key,
+        page_limit=page_limit,
+        page_concurrency=page_concurrency,
+        max_walk_passes=max_walk_passes,
+    )
+    if id_type is not None and id_type not in settings.ID_TYPES:
+        raise FulfillmentApiError(
+            f"id_type is {id_type!r}, expected one of {', '.join(settings.ID_TYPES)} (or unset, "
+            f"to take the raw table's or learn it from the first load): set {ID_TYPE_SETTING}"
+        )
     try:
         zone = api_zone(api_timezone)
     except ValueError as bad_zone:
@@ -179,9 +208,15 @@ def fulfillment(
         mask,
         page_concurrency,
     )
-    paginator = FulfillmentPaginator(page_limit, max_records)
-    pacing = {"backoff_factor": backoff_factor, "max_retry_wait": max_retry_wait}
-    config = fulfillment_config(base_url, api_key, session, paginator, None, **pacing)
+    ledger = WalkLedger()
+    paginator = FulfillmentPaginator(page_limit, max_records, ledger=ledger)
+    # fulfillment_config's settings besides the walk's own parts.
+    options: dict[str, Any] = {
+        "backoff_factor": backoff_factor,
+        "max_retry_wait": max_retry_wait,
+        "id_type": id_type,
+    }
+    config = fulfillment_config(base_url, api_key, session, paginator, None, **options)
     # The same table hints as the rest_api resource: the seed's defaults plus its own.
     (resource_config,) = config["resources"]
     assert isinstance(resource_config, dict)  # fulfillment_config's one resource is a dict
@@ -191,19 +226,37 @@ def fulfillment(
         **{k: v for k, v in resource_config.items() if k != "endpoint"},
     }
 
+    def every_pass(params: dict[str, str]) -> Iterator[dict[str, Any]]:
+        """The walk's records, pass after pass until the ledger finds it complete: a listing
+        that moved under the offsets is walked again (`completeness.py`), and a later pass
+        yields only the records no earlier pass received."""
+        ledger.start_walk()
+        for number in range(1, max_walk_passes + 1):
+            ledger.start_pass()
+            # Built per walk: the incremental cursor decides the params when the resource runs.
+            (pages,) = rest_api_resources(
+                fulfillment_config(base_url, api_key, session, paginator, params, **options)
+            )
+            yield from pages if number == 1 else filter(ledger.is_new, pages)
+            verdict = ledger.verdict()
+            if verdict.complete or number == max_walk_passes:
+                return
+            logger.warning(
+                "pass %d of at most %d: %s; walking the listing again",
+                number,
+                max_walk_passes,
+                verdict.explain(),
+            )
+
     def fulfillment_batches(params: dict[str, str]) -> Iterator[pa.Table | dict]:
-        # Built per walk: the incremental cursor decides the params when the resource runs.
-        (pages,) = rest_api_resources(
-            fulfillment_config(base_url, api_key, session, paginator, params, **pacing)
-        )
         try:
             with fewer_collections():
                 if arrow_batch_rows:
-                    types = ColumnTypes(_stored_types(), zone)
-                    yield from arrow_batches(pages, arrow_batch_rows, types)
+                    types = ColumnTypes(_stored_types(), zone, id_type)
+                    yield from arrow_batches(every_pass(params), arrow_batch_rows, types)
                     _record_values_read(types)
                 else:
-                    yield from pages
+                    yield from every_pass(params)
         finally:
             session.close()  # a failed page leaves no fetches running behind it
 
@@ -216,6 +269,7 @@ def fulfillment(
             lookback_seconds=lookback_seconds,
             full_refresh=full_refresh,
             api_timezone=zone,
+            ledger=ledger,
         )
     ]
 

@@ -18,6 +18,7 @@ from dlt.common.normalizers.naming.snake_case import NamingConvention
 from dlt.common.schema import TColumnSchema
 
 from fulfillment_assets import settings
+from fulfillment_assets.source.http import FulfillmentApiError
 from fulfillment_assets.source.values import TIMESTAMP, to_number, to_timestamps
 from fulfillment_assets.source.values import parse_timestamp as _parse_timestamp
 
@@ -50,7 +51,11 @@ _TIMESTAMP = TIMESTAMP
 _DECLARED_TYPES: dict[str, str] = {
     name: str(hints["data_type"])
     for name, hints in {**settings.CONTRACT_COLUMNS, **settings.DOCUMENTED_COLUMNS}.items()
+    if "data_type" in hints
 }
+# The columns the project declares, `id` among them (its type is the walk's: `ColumnTypes`).
+_DECLARED = {*settings.CONTRACT_COLUMNS, *settings.DOCUMENTED_COLUMNS}
+ID_TYPE_SETTING = "SOURCES__FULFILLMENT__ID_TYPE"
 
 
 class ColumnTypes:
@@ -65,14 +70,64 @@ class ColumnTypes:
     metadata.
     """
 
-    def __init__(self, stored: dict[str, str] | None = None, zone: str = "UTC") -> None:
+    def __init__(
+        self, stored: dict[str, str] | None = None, zone: str = "UTC", id_type: str | None = None
+    ) -> None:
         self.types: dict[str, str] = {
             name: data_type for name, data_type in (stored or {}).items() if data_type in _ACCEPTS
         }
         self.zone = zone
         self.coerced: dict[str, int] = {}
+        # `id`: as stored, else as configured, else learned from the first batch (`ids_typed`).
+        stored_id = self.types.pop("id", None)
+        if stored_id and id_type and stored_id != id_type:
+            raise FulfillmentApiError(
+                f"{ID_TYPE_SETTING} is {id_type}, but the raw table's `id` is {stored_id}: a "
+                f"table holds one type of id. Unset {ID_TYPE_SETTING} (or set it to "
+                f"{stored_id}), or load into a new dataset"
+            )
+        self.id_type = stored_id or id_type
+        self.id_type_learned = self.id_type is None
+
+    def declared(self, name: str) -> str:
+        """The type of a declared column: `id`'s once `ids_typed` has seen a batch."""
+        return (self.id_type or "bigint") if name == "id" else _DECLARED_TYPES[name]
+
+    def ids_typed(self, page: list[dict[str, Any]]) -> None:
+        """The page's ids as the `id` column's type, in place; the first batch of a first
+        load decides that type when nothing else did: text if any id is text, else bigint.
+
+        An integer id in a text column is kept as its digits (nothing lost); text in an integer
+        column is read as an integer where it is one, else the run fails naming the id and the
+        setting (a table holds one type of id)."""
+        kinds = set(map(type, [record.get("id") for record in page]))
+        if self.id_type is None and kinds:
+            self.id_type = "text" if str in kinds else "bigint"
+        if self.id_type == "text" and int in kinds:
+            for record in page:
+                if type(record.get("id")) is int:
+                    record["id"] = str(record["id"])
+        elif self.id_type == "bigint" and str in kinds:
+            for record in page:
+                record_id = record.get("id")
+                if type(record_id) is str:
+                    number = to_number(record_id, "bigint")
+                    if number is None:
+                        raise self._text_in_integer_ids(record_id)
+                    record["id"] = number
+
+    def _text_in_integer_ids(self, record_id: str) -> FulfillmentApiError:
+        how = "learned from the first batch of the first load" if self.id_type_learned else ""
+        return FulfillmentApiError(
+            f"the API sent the id {record_id[:40]!r}, but the raw table's `id` holds integers "
+            f"(bigint{', ' + how if how else ''}): a table holds one type of id. If this API's "
+            f"ids are text, set {ID_TYPE_SETTING}=text and load into a new dataset (or drop "
+            "the raw table and its _versions table); nothing of this run was loaded"
+        )
 
     def of(self, name: str, values: list[Any]) -> str | None:
+        if name == "id":
+            return self.declared(name)
         declared = _DECLARED_TYPES.get(name) or self.types.get(name)
         if declared is not None:
             return declared
@@ -113,18 +168,19 @@ def page_to_arrow(page: list[dict[str, Any]], types: ColumnTypes | None = None) 
     API is kept and visible to the checks. Nested objects and lists become JSON text.
     """
     types = types or ColumnTypes()
+    types.ids_typed(page)
     names = list(page[0]) if page else []
     if page and set().union(*page).difference(names):
         # Rare: fields that only some records have, kept in order of first appearance.
         names = list(dict.fromkeys(chain.from_iterable(page)))
-    columns = _declared_columns(page, [n for n in names if n in _DECLARED_TYPES], types)
+    columns = _declared_columns(page, [n for n in names if n in _DECLARED], types)
     if columns is None:  # a value of another type: column by column, drift to variants
         columns = {}
         for name in names:
             columns.update(_typed_column(page, name, types))
     else:
         for name in names:
-            if name not in _DECLARED_TYPES:
+            if name not in _DECLARED:
                 columns.update(_typed_column(page, name, types))
     renamed = colliding_fields(names)
     if renamed:
@@ -148,7 +204,7 @@ def colliding_fields(names: list[str]) -> dict[str, str]:
         by_column.setdefault(_NAMING.normalize_path(name), []).append(name)
     renamed: dict[str, str] = {}
     for column, fields in by_column.items():
-        if column in fields or column in _DECLARED_TYPES:
+        if column in fields or column in _DECLARED:
             others = sorted(field for field in fields if field != column)
         elif len(fields) > 1:
             others = sorted(fields[1:])  # the first one seen keeps the column
@@ -201,14 +257,14 @@ def _declared_columns(
     type the page check enforces) get their value types checked first.
     """
     fast = {
-        name: _FAST_ARROW_TYPES[_DECLARED_TYPES[name]]
+        name: _FAST_ARROW_TYPES[types.declared(name)]
         for name in names
-        if _DECLARED_TYPES[name] in _FAST_ARROW_TYPES
+        if types.declared(name) in _FAST_ARROW_TYPES
     }
     for name, arrow_type in fast.items():
         if pa.types.is_string(arrow_type) or name == "id":
             continue
-        accepted = _ACCEPTS[_DECLARED_TYPES[name]]
+        accepted = _ACCEPTS[types.declared(name)]
         if not _all_of_types([record.get(name) for record in page], accepted):
             return None
     try:
@@ -224,7 +280,7 @@ def _declared_columns(
             columns[name] = typed[name]
             continue
         column = table.column(name).combine_chunks()
-        if _DECLARED_TYPES[name] == "timestamp":
+        if types.declared(name) == "timestamp":
             try:
                 column = column.cast(_TIMESTAMP)  # the common form, in one C-level cast
             except pa.ArrowInvalid:
@@ -315,7 +371,7 @@ def arrow_batches(
         json_fields = [
             name
             for name in table.column_names
-            if name not in _DECLARED_TYPES and types.types.get(name) == "json"
+            if name not in _DECLARED and types.types.get(name) == "json"
         ]
         json_hints: dict[str, TColumnSchema] = {
             name: {"name": name, "data_type": "json"} for name in json_fields

@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 from dlt.common.storages.exceptions import CurrentLoadPackageStateNotAvailable
 from dlt.extract.resource import DltResource
 
+from fulfillment_assets.source.completeness import WalkLedger
 from fulfillment_assets.source.http import FulfillmentPageError
 from fulfillment_assets.source.values import to_timestamps
 
@@ -133,15 +134,23 @@ def fulfillment_resource(
     lookback_seconds: int,
     full_refresh: bool,
     api_timezone: str = "UTC",
+    ledger: WalkLedger | None = None,
 ) -> DltResource:
     """The raw resource: `walk(params)` yields the pages' batches; with `updated_since_param`
     set, dlt's incremental cursor decides the parameter and filters what an API ignoring it
-    returns."""
+    returns. `ledger` judges whether the walk was complete (without one, it is taken as such)."""
     name = hints.pop("name")
     hints = {**hints, "columns": cursor_hints(hints.get("columns", {}), cursor_field)}
 
-    def report(**last_run: Any) -> None:
-        dlt.current.resource_state()[LAST_RUN] = last_run
+    def report(*, full: bool, **last_run: Any) -> None:
+        """The walk's `last_run`: only a full walk the ledger found complete marks deletes."""
+        judged = ledger.verdict().as_state() if ledger else {"walk_complete": True}
+        complete_walk = full and judged["walk_complete"]
+        dlt.current.resource_state()[LAST_RUN] = {
+            **last_run,
+            **judged,
+            "complete_walk": complete_walk,
+        }
 
     if not updated_since_param:
 
@@ -150,7 +159,7 @@ def fulfillment_resource(
             for batch in walk({}):
                 received += batch.num_rows if isinstance(batch, pa.Table) else 1
                 yield with_load_columns(batch)
-            report(mode="full", cursor_sent=None, records_received=received, complete_walk=True)
+            report(full=True, mode="full", cursor_sent=None, records_received=received)
 
         return dlt.resource(full_walk, name=name, **hints)()
 
@@ -181,12 +190,12 @@ def fulfillment_resource(
                 older += pc.sum(pc.less(column, pa.scalar(start, _TIMESTAMP))).as_py() or 0
             yield with_load_columns(batch)
         report(
+            full=full,
             mode="full" if full else "incremental",
             cursor_sent=since,
             records_received=received,
             records_without_cursor=missing,
             records_older_than_cursor=older,
-            complete_walk=full,
         )
 
     return dlt.resource(cursor_walk, name=name, **hints)()

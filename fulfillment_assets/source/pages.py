@@ -19,6 +19,7 @@ import requests
 from dlt.sources.helpers.rest_client.paginators import OffsetPaginator
 
 from fulfillment_assets.source.api_message import the_api_says
+from fulfillment_assets.source.completeness import WalkLedger
 from fulfillment_assets.source.http import (
     FulfillmentPageError,
     KeyMask,
@@ -73,13 +74,19 @@ def check_page(response: requests.Response, *args: Any, mask: KeyMask, **kwargs:
 
 
 def _all_ids_fit(records: list[Any]) -> bool:
-    """Every record an object with an integer `id` the 64-bit column holds (C-level passes)."""
+    """Every record an object with an `id`: an integer a 64-bit column holds, or non-empty text
+    (the seed does not state the type: `ColumnTypes.ids_typed` makes them one). C-level passes."""
     if not records:
         return True
     if set(map(type, records)) != {dict}:
         return False
     ids = [record.get("id") for record in records]
-    return set(map(type, ids)) == {int} and min(ids) >= -_INT64_MAX - 1 and max(ids) <= _INT64_MAX
+    kinds = set(map(type, ids))
+    if kinds == {int}:
+        return min(ids) >= -_INT64_MAX - 1 and max(ids) <= _INT64_MAX
+    if kinds == {str}:
+        return "" not in ids
+    return False  # mixed, or another type: the record-by-record pass names the first one
 
 
 def _raise_for_first_bad_record(
@@ -92,9 +99,16 @@ def _raise_for_first_bad_record(
         record_id = record.get("id")
         if record_id is None:
             raise bad(f"has record #{position} without an `id`")
+        if type(record_id) is str:
+            if not record_id:
+                raise bad(f"has record #{position} with an empty `id`")
+            continue
         if type(record_id) is not int:
-            # The merge key: a table cannot hold two types of it.
-            raise bad(f"has record #{position} with `id` {str(record_id)[:40]!r}; ids are integers")
+            # The merge key: integers or text, nothing a merge cannot compare exactly.
+            raise bad(
+                f"has record #{position} with `id` {str(record_id)[:40]!r} of type "
+                f"{type(record_id).__name__}; ids are integers or text"
+            )
         if not -_INT64_MAX - 1 <= record_id <= _INT64_MAX:
             raise bad(
                 f"has record #{position} with `id` {record_id}, beyond the 64-bit integer "
@@ -105,10 +119,12 @@ def _raise_for_first_bad_record(
 class FulfillmentPaginator(OffsetPaginator):
     """Offset pages of `limit` that advance by the records received and end on an empty page.
 
-    Unlike dlt's default it never needs `total`, never quotes the body, and refuses: a `total`
-    that moves mid-run (the pages would overlap or skip records), a walk that ends with another
-    count than `total` or receives records past it (a partial load would look complete), and pages
-    that never end.
+    Unlike dlt's default it never needs `total` and never quotes the body. A `total` that moves
+    between pages is a listing that changes while it is walked, normal for a busy API: the walk
+    goes on to the empty page, and the `ledger` (`completeness.py`) judges what it received. A
+    `total` that stands still is held to its word: a walk that ends with another count, or
+    receives records past it, fails (a partial load would look complete). Pages that never end
+    fail at `max_records`.
     """
 
     def __init__(
@@ -117,12 +133,16 @@ class FulfillmentPaginator(OffsetPaginator):
         max_records: int,
         empty_page_retries: int = EMPTY_PAGE_RETRIES,
         empty_page_wait: float = EMPTY_PAGE_WAIT_SECONDS,
+        ledger: WalkLedger | None = None,
     ) -> None:
         super().__init__(limit=limit, total_path=None, stop_after_empty_page=True)
         self.max_records = max_records
+        self.ledger = ledger or WalkLedger()
         self.empty_page_retries = empty_page_retries
         self.empty_page_wait = empty_page_wait
         self.total: int | None = None
+        self.total_moved = False
+        self._first_total: int | None = None
         self.progress = PageProgress()
         self._largest_page = 0
         self._last_received = 0
@@ -130,6 +150,8 @@ class FulfillmentPaginator(OffsetPaginator):
 
     def init_request(self, request: requests.Request) -> None:
         self.total = None
+        self.total_moved = False
+        self._first_total = None
         self.progress = PageProgress()
         self._largest_page = 0
         self._last_received = 0
@@ -164,33 +186,39 @@ class FulfillmentPaginator(OffsetPaginator):
     def update_state(self, response: requests.Response, data: list[Any] | None = None) -> None:
         offset = self.current_value
         received = len(data or ())
-        if self._ask_again(offset, received, response.json().get("total")):
+        total = response.json().get("total")
+        if self._ask_again(offset, received, total):
             self._has_next_page = True  # the same offset again
             return
+        short_page = 0 < received < self._largest_page
         self._last_received = received
         self._largest_page = max(self._largest_page, received)
-        total = response.json().get("total")
         if total is not None:
-            if self.total is not None and total != self.total:
-                raise FulfillmentPageError(
-                    f"the page at offset {offset} reports total {total}, earlier pages "
-                    f"{self.total}: the data changed while paging; run again"
-                )
+            # The listing moved under the walk: its counts no longer bind it (the ledger judges).
+            self.total_moved |= self.total is not None and total != self.total
             self.total = total
+            self._first_total = total if self._first_total is None else self._first_total
+        self.ledger.page([record.get("id") for record in data or ()], total)
         self.current_value = offset + received
         self._has_next_page = received > 0
-        self.progress.page(received, self.current_value, self.total, last=not received)
-        if self.total is not None and self.current_value > self.total:
-            raise FulfillmentPageError(
-                f"the API reports total {self.total} but served {self.current_value} records "
-                f"(the page at offset {offset} goes past it): its total is wrong; nothing was "
-                "loaded"
-            )
-        if not received and self.total is not None and offset != self.total:
-            raise FulfillmentPageError(
-                f"the API reports total {self.total} but served {offset} records before an "
-                f"empty page at offset {offset}: records are missing; nothing was loaded"
-            )
+        if short_page and self.total_moved and self.current_value >= (self._first_total or 0):
+            # A growing listing's tail: past the count the walk started with, a short page ends
+            # it. Waiting for an empty page would chase the orders created while it walks (each
+            # page a few), for as long as the shop sells; the next run loads those.
+            self._has_next_page = False
+        self.progress.page(received, self.current_value, self.total, last=not self._has_next_page)
+        if self.total is not None and not self.total_moved:  # a total that stands still binds
+            if self.current_value > self.total:
+                raise FulfillmentPageError(
+                    f"the API reports total {self.total} but served {self.current_value} "
+                    f"records (the page at offset {offset} goes past it): its total is wrong; "
+                    "nothing was loaded"
+                )
+            if not received and offset != self.total:
+                raise FulfillmentPageError(
+                    f"the API reports total {self.total} but served {offset} records before an "
+                    f"empty page at offset {offset}: records are missing; nothing was loaded"
+                )
         at_total = self.current_value == self.total  # only the empty page is left to confirm
         if received and self.current_value >= self.max_records and not at_total:
             raise FulfillmentPageError(

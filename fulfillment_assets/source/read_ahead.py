@@ -105,8 +105,10 @@ class ReadAheadSession(requests.Session):
         with self._lock:
             same_walk = self._walk is not None and walk[:4] == self._walk[:4]
             fetch = self._pending.pop(walk.offset, None) if same_walk else None
-            if fetch is None and self._pending:
-                self._drop_pending()  # the walk went elsewhere: pages fetched ahead are moot
+            if fetch is None and (self._pending or walk.offset == 0):
+                # The walk went elsewhere, or starts (again: another pass): pages fetched ahead
+                # are moot, and the plan starts from this page.
+                self._drop_pending()
             self._walk, self._handed_out = walk, fetch
         if fetch is not None:
             return fetch.request
