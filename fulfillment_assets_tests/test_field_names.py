@@ -1,14 +1,18 @@
-"""A new API field whose name normalizes onto an existing column is loaded under a distinct
-column and reported by a WARN check naming both fields; the run does not fail."""
+"""A new API field whose name normalizes onto an existing column, or onto a column of the
+project's or dlt's own (`_deleted_at`, `_dlt_load_id`), or whose name is empty, is loaded under a
+distinct column and reported by a WARN check naming both fields; the run does not fail."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from dagster import AssetCheckSeverity, DagsterInstance
 
 from fulfillment_assets.demo_api import DemoApiServer
-from fulfillment_assets_tests.conftest import materialize_all, query, table_snapshot
+from fulfillment_assets_tests.conftest import RAW_ONLY, materialize_all, query, table_snapshot
+from fulfillment_assets_tests.fake_api import serve_fake_api
 from fulfillment_assets_tests.test_ingestion import _api_rows
 
 
@@ -41,3 +45,93 @@ def test_colliding_field_names_load_under_distinct_columns_and_warn(
         "API field `ID`",
     ):
         assert phrase in description, description
+
+
+class OwnColumnsApi:
+    """300 orders with fields named after the project's and dlt's own columns (`_deleted_at` as
+    an ISO time on a third of them, `_dlt_load_id`), a field with an empty name and three that
+    normalize onto one column (`Note`, `note`, `NOTE`)."""
+
+    def __init__(self, records: int = 300) -> None:
+        self.orders = [
+            {
+                "id": n,
+                "customer_id": f"cus_{n % 13}",
+                "order_status": "shipped",
+                "updated_at": f"2026-11-01T10:{n // 60:02d}:{n % 60:02d}Z",
+                "_deleted_at": "2026-10-01T00:00:00Z" if n % 3 == 0 else None,
+                "_dlt_load_id": f"api-{n}",
+                "": f"blank-{n}",
+                "Note": "upper first",
+                "note": "lower",
+                "NOTE": "all caps",
+            }
+            for n in range(1, records + 1)
+        ]
+
+    def page(self, offset: int, limit: int, params: dict[str, str]) -> dict:
+        return {"data": self.orders[offset : offset + limit], "total": len(self.orders)}
+
+
+@pytest.fixture
+def own_columns(monkeypatch: pytest.MonkeyPatch) -> Iterator[OwnColumnsApi]:
+    api = OwnColumnsApi()
+    with serve_fake_api(api, monkeypatch):
+        yield api
+
+
+@pytest.mark.every_destination
+def test_fields_named_after_the_projects_columns_keep_their_values_apart(
+    own_columns: OwnColumnsApi, instance: DagsterInstance, isolated_environment: Path
+) -> None:
+    for _ in range(2):  # run 2 is a full walk: it marks deletes by the project's `_deleted_at`
+        result = materialize_all(instance)
+        assert result.success
+
+    counts = query(
+        isolated_environment,
+        "SELECT count(*), count(_deleted_at), count(_deleted_at__collision_1), "
+        "min(_dlt_load_id__collision_1), count(DISTINCT _dlt_load_id), "
+        "min(empty_field_name__collision_1) FROM fulfillment.fulfillment_data",
+    )
+    # No order marked deleted by the API's field; the API's values kept under their own columns.
+    assert counts == [(300, 0, 100, "api-1", 1, "blank-1")]
+    assert query(
+        isolated_environment,
+        "SELECT count(*) FROM fulfillment.fulfillment_data WHERE _dlt_load_id IN "
+        "(SELECT load_id FROM fulfillment._dlt_loads)",
+    ) == [(300,)]
+    assert query(isolated_environment, "SELECT count(*) FROM fulfillment.orders_validated") == [
+        (300,)
+    ]
+    (evaluation,) = [
+        e for e in result.get_asset_check_evaluations() if e.check_name == "field_names_distinct"
+    ]
+    assert evaluation.severity == AssetCheckSeverity.WARN
+    description = evaluation.description or ""
+    for phrase in (
+        "`_deleted_at__collision_1` holds API field `_deleted_at`, named after the column "
+        "`_deleted_at` of the project's or dlt's own",
+        "`_dlt_load_id__collision_1` holds API field `_dlt_load_id`",
+        "`empty_field_name__collision_1` holds API field '', whose name is empty",
+    ):
+        assert phrase in description, description
+
+
+def test_colliding_field_names_load_with_incremental_sync_on(
+    own_columns: OwnColumnsApi,
+    instance: DagsterInstance,
+    isolated_environment: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SOURCES__FULFILLMENT__UPDATED_SINCE_PARAM", "updated_since")
+
+    for _ in range(2):  # the first walk is full, the second incremental
+        assert materialize_all(instance, selection=RAW_ONLY).success
+
+    assert query(
+        isolated_environment,
+        "SELECT count(*), min(note), min(note__collision_1), min(note__collision_2), "
+        "count(_deleted_at) FROM fulfillment.fulfillment_data",
+        # `note` keeps its column; the others in sorted order (`NOTE` < `Note`).
+    ) == [(300, "lower", "all caps", "upper first", 0)]

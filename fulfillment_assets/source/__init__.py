@@ -39,6 +39,7 @@ from fulfillment_assets.source.arrow import (
     ID_TYPE_SETTING,
     ColumnTypes,
     arrow_batches,
+    is_project_column,
     page_to_arrow,
 )
 from fulfillment_assets.source.collector import fewer_collections
@@ -288,7 +289,7 @@ def _stored_types() -> dict[str, str]:
     return {
         name: str(column["data_type"])
         for name, column in columns.items()
-        if column.get("data_type") and "__v_" not in name and not name.startswith("_")
+        if column.get("data_type") and "__v_" not in name and not is_project_column(name)
     }
 
 

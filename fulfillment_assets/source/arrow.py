@@ -192,19 +192,37 @@ _NAMING = NamingConvention()
 COLLISION_SUFFIX = "__collision_"
 
 
+# Columns of the project's and dlt's own: an API field named so would overwrite their meaning
+# (`_deleted_at` marks deletes, `_dlt_load_id` names the load).
+PROJECT_COLUMNS = frozenset({"_deleted_at", "_dlt_load_id", "_dlt_id"})
+# Where fields whose names normalize to nothing (`""`, `" "`) go: `empty_field_name__collision_N`.
+EMPTY_NAME_COLUMN = "empty_field_name"
+
+
+def is_project_column(column: str) -> bool:
+    """A column the project or dlt writes, never an API field's."""
+    return column in PROJECT_COLUMNS or column.startswith("_dlt_")
+
+
 def colliding_fields(names: list[str]) -> dict[str, str]:
     """Fields whose names normalize onto another's column: field -> the distinct column it gets.
 
     dlt would fail the run (NameNormalizationCollision) on `customerId` beside `customer_id`. The
     field whose name is the column's already (or a declared column) keeps it; the others, in
-    sorted order, get `<column>__collision_1`, `__collision_2`, ...
+    sorted order, get `<column>__collision_1`, `__collision_2`, ... A field named after a column
+    of the project's or dlt's own (`_deleted_at`, `_dlt_load_id`, `_dlt_*`) never gets that
+    column, and a field whose name is empty gets `empty_field_name__collision_N`.
     """
     by_column: dict[str, list[str]] = {}
     for name in names:
-        by_column.setdefault(_NAMING.normalize_path(name), []).append(name)
+        by_column.setdefault(_NAMING.normalize_path(name) or EMPTY_NAME_COLUMN, []).append(name)
     renamed: dict[str, str] = {}
     for column, fields in by_column.items():
-        if column in fields or column in _DECLARED:
+        if is_project_column(column):
+            others = sorted(fields)
+        elif column == EMPTY_NAME_COLUMN:
+            others = sorted(field for field in fields if _NAMING.normalize_path(field) == "")
+        elif column in fields or column in _DECLARED:
             others = sorted(field for field in fields if field != column)
         elif len(fields) > 1:
             others = sorted(fields[1:])  # the first one seen keeps the column
@@ -227,14 +245,21 @@ def collision_hints(table: pa.Table, page_fields: list[str]) -> Any:
     if not renamed:
         return table
     columns: dict[str, TColumnSchema] = {
-        column: {
-            "name": column,
-            "description": f"API field `{field}`, whose name normalizes onto "
-            f"`{column.partition(COLLISION_SUFFIX)[0]}`",
-        }
+        column: {"name": column, "description": _collision_description(field, column)}
         for field, column in renamed.items()
     }
     return dlt.mark.with_hints(table, dlt.mark.make_hints(columns=columns))
+
+
+def _collision_description(field: str, column: str) -> str:
+    """What a collision column holds, for the schema and `field_names_distinct`."""
+    shown = repr(field[:60]) if not field.strip() else f"`{field[:60]}`"
+    target = column.partition(COLLISION_SUFFIX)[0]
+    if is_project_column(target):
+        return f"API field {shown}, named after the column `{target}` of the project's or dlt's own"
+    if target == EMPTY_NAME_COLUMN and not _NAMING.normalize_path(field):
+        return f"API field {shown}, whose name is empty"
+    return f"API field {shown}, whose name normalizes onto `{target}`"
 
 
 # What the documented columns convert to in one C-level pass (timestamps as text, parsed after);

@@ -22,6 +22,7 @@ import dlt
 import pyarrow as pa
 import pyarrow.compute as pc
 from dlt.common.storages.exceptions import CurrentLoadPackageStateNotAvailable
+from dlt.extract.items import DataItemWithMeta
 from dlt.extract.resource import DltResource
 
 from fulfillment_assets.source.completeness import WalkLedger
@@ -98,7 +99,19 @@ def with_cursor(batch: pa.Table, field: str, zone: str = "UTC") -> pa.Table:
     return batch.set_column(batch.column_names.index(field), field, typed)
 
 
-def with_load_columns(batch: pa.Table | dict) -> pa.Table | dict:
+def arrow_of(batch: Any) -> pa.Table | None:
+    """A batch's Arrow table, plain or carrying dlt hints (`dlt.mark.with_hints`: JSON or
+    collision columns); None for a plain row."""
+    data = batch.data if isinstance(batch, DataItemWithMeta) else batch
+    return data if isinstance(data, pa.Table) else None
+
+
+def with_arrow(batch: Any, table: pa.Table) -> Any:
+    """The batch with `table` in place of its Arrow table, keeping its hints."""
+    return DataItemWithMeta(batch.meta, table) if isinstance(batch, DataItemWithMeta) else table
+
+
+def with_load_columns(batch: Any) -> Any:
     """An Arrow batch with the columns every raw row carries besides the API's fields.
 
     - `_deleted_at`, all NULL: every record the API returns exists (`deletes.py` marks the
@@ -111,18 +124,21 @@ def with_load_columns(batch: pa.Table | dict) -> pa.Table | dict:
     In this order, the table's: dlt's normalize step then imports the extracted parquet as it
     is instead of rewriting it to reorder columns (2.4 s at 1,000,000 records).
     """
-    if not isinstance(batch, pa.Table):
+    table = arrow_of(batch)
+    if table is None:
         return batch
-    if DELETED_AT not in batch.column_names:
-        batch = batch.append_column(DELETED_AT, pa.nulls(batch.num_rows, _TIMESTAMP))
-    if LOAD_ID not in batch.column_names:
+    # An API field of the same name was renamed by `arrow.colliding_fields`: these are ours.
+    if DELETED_AT not in table.column_names:
+        table = table.append_column(DELETED_AT, pa.nulls(table.num_rows, _TIMESTAMP))
+    if LOAD_ID not in table.column_names:
         try:
             load_id = dlt.current.load_package_state()["load_id"]
         except CurrentLoadPackageStateNotAvailable:
-            return batch  # iterated outside a pipeline (a test, a notebook): no load to name
-        column = pa.array([load_id] * batch.num_rows, pa.string())
-        batch = batch.append_column(pa.field(LOAD_ID, pa.string(), nullable=False), column)
-    return batch
+            # Iterated outside a pipeline (a test, a notebook): no load to name.
+            return with_arrow(batch, table)
+        column = pa.array([load_id] * table.num_rows, pa.string())
+        table = table.append_column(pa.field(LOAD_ID, pa.string(), nullable=False), column)
+    return with_arrow(batch, table)
 
 
 def fulfillment_resource(
@@ -157,7 +173,8 @@ def fulfillment_resource(
         def full_walk() -> Iterator[pa.Table | dict]:
             received = 0
             for batch in walk({}):
-                received += batch.num_rows if isinstance(batch, pa.Table) else 1
+                table = arrow_of(batch)
+                received += table.num_rows if table is not None else 1
                 yield with_load_columns(batch)
             report(full=True, mode="full", cursor_sent=None, records_received=received)
 
@@ -180,15 +197,16 @@ def fulfillment_resource(
         since = None if start is None else iso_utc(start)
         received = missing = older = 0
         for batch in walk({updated_since_param: since} if since else {}):
-            if not isinstance(batch, pa.Table):
-                batch = pa.Table.from_pylist([batch])
-            batch = with_cursor(batch, cursor_field, api_timezone)
-            column = batch.column(cursor_field)
-            received += batch.num_rows
+            table = arrow_of(batch)
+            if table is None:  # a plain row (arrow_batch_rows = 0)
+                table = batch = pa.Table.from_pylist([batch])
+            table = with_cursor(table, cursor_field, api_timezone)
+            column = table.column(cursor_field)
+            received += table.num_rows
             missing += column.null_count
             if start is not None:
                 older += pc.sum(pc.less(column, pa.scalar(start, _TIMESTAMP))).as_py() or 0
-            yield with_load_columns(batch)
+            yield with_load_columns(with_arrow(batch, table))
         report(
             full=full,
             mode="full" if full else "incremental",
