@@ -19,6 +19,7 @@ from dagster import (
 
 from fulfillment_assets import settings
 from fulfillment_assets.assets import RAW_ASSET_KEY
+from fulfillment_assets.display import shown_id
 from fulfillment_assets.warehouse import Warehouse
 
 RAW = settings.RESOURCE_NAME
@@ -43,7 +44,8 @@ def check_metadata(checked: int, found: int, sample: list[Any], **extra: Any) ->
         "rows_checked": MetadataValue.int(checked),
         "offending_rows": MetadataValue.int(found),
         "offending_fraction": MetadataValue.float(found / checked if checked else 0.0),
-        "sample_offending_ids": MetadataValue.json(sample),
+        # Ids are the API's: text ids bounded and escaped like every value a report quotes.
+        "sample_offending_ids": MetadataValue.json([shown_id(value) for value in sample]),
         **extra,
     }
 

@@ -17,6 +17,7 @@ from dagster import (
 from fulfillment_assets import history, settings
 from fulfillment_assets.assets import RAW_ASSET_KEY
 from fulfillment_assets.check_results import check_metadata, offending, unjudgeable
+from fulfillment_assets.display import LISTED_VALUES, listed, shown, shown_counts
 from fulfillment_assets.row_rules import row_rules
 from fulfillment_assets.schema_checks import schema_contract
 from fulfillment_assets.sql import literals
@@ -56,12 +57,14 @@ def _discovered_statuses_result(warehouse: Warehouse) -> AssetCheckResult:
     new = {status: rows for status, rows in counts.items() if status not in known}
     history.remember_statuses(warehouse, new)
     ((checked,),) = warehouse.query(f"SELECT count(*) FROM {RAW}")
-    listed = ", ".join(f"{status} ({rows} rows)" for status, rows in new.items())
+    # Statuses are the API's text: quoted bounded and escaped, at most LISTED_VALUES of them.
+    statuses = listed([f"{shown(status)} ({rows} rows)" for status, rows in new.items()])
     if not known:
-        passed, description = True, f"first load: statuses recorded as known: {listed or 'none'}"
+        passed = True
+        description = f"first load: statuses recorded as known: {statuses or 'none'}"
     elif new:
         passed = False
-        description = f"{len(new)} status(es) never seen before: {listed}"
+        description = f"{len(new)} status(es) never seen before: {statuses}"
     else:
         passed, description = True, f"all {len(counts)} statuses were seen before"
     first_seen = not known
@@ -78,9 +81,11 @@ def _discovered_statuses_result(warehouse: Warehouse) -> AssetCheckResult:
             checked,
             new_rows,
             sample,
-            status_counts=MetadataValue.json(counts),
-            known_statuses=MetadataValue.json(sorted(known | set(counts))),
-            new_statuses=MetadataValue.json({} if first_seen else new),
+            status_counts=MetadataValue.json(shown_counts(counts)),
+            known_statuses=MetadataValue.json(
+                [shown(status) for status in sorted(known | set(counts))[:LISTED_VALUES]]
+            ),
+            new_statuses=MetadataValue.json({} if first_seen else shown_counts(new)),
             accepted_statuses=MetadataValue.text(
                 "not configured (FULFILLMENT_ACCEPTED_STATUSES): statuses are learned"
             ),

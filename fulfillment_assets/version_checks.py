@@ -15,6 +15,7 @@ from dagster import (
 
 from fulfillment_assets.assets import RAW_ASSET_KEY
 from fulfillment_assets.check_results import check_metadata, unjudgeable
+from fulfillment_assets.display import shown_id
 from fulfillment_assets.versions import DISCARDED_COUNT, DISCARDED_SAMPLE
 from fulfillment_assets.warehouse import Warehouse
 
@@ -60,7 +61,8 @@ def updated_at_never_goes_back(
             metadata=result_metadata,
         )
     named = ", ".join(
-        f"{row['id']} ({row['arrived_updated_at']} < {row['stored_updated_at']})" for row in sample
+        f"{shown_id(row['id'])} ({row['arrived_updated_at']} < {row['stored_updated_at']})"
+        for row in sample
     )
     more = f" and {count - len(sample)} more" if count > len(sample) else ""
     return AssetCheckResult(

@@ -21,6 +21,7 @@ from fulfillment_assets import settings
 from fulfillment_assets.assets import RAW_ASSET_KEY
 from fulfillment_assets.check_results import check_metadata, unjudgeable
 from fulfillment_assets.deletes import DELETED_AT
+from fulfillment_assets.display import shown
 from fulfillment_assets.warehouse import Warehouse
 
 RAW = settings.RESOURCE_NAME
@@ -104,12 +105,13 @@ def no_rows_marked_deleted(
         )
     ]
     more = f" and {marked - len(sample)} more" if marked > len(sample) else ""
+    ids = ", ".join(shown(row_id) for row_id in sample)
     return AssetCheckResult(
         passed=False,
         severity=AssetCheckSeverity.WARN,
         description=(
             f"the latest full walk marked {marked} rows deleted (the API no longer returns "
-            f"them): ids {', '.join(map(str, sample))}{more}; they left the models"
+            f"them): ids {ids}{more}; they left the models"
         ),
         metadata=check_metadata(checked, marked, sample),
     )

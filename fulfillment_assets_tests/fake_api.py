@@ -19,7 +19,8 @@ from fulfillment_assets_tests.conftest import TEST_API_KEY
 
 class FakeApi(Protocol):
     def page(self, offset: int, limit: int, params: dict[str, str]) -> Any:
-        """The JSON body of the page at `offset` (the request's other query params given)."""
+        """The page at `offset` (the request's other query params given): a JSON-able value, or
+        the body's bytes as they are (JSON that Python would not write, e.g. `1e400`)."""
 
 
 @contextlib.contextmanager
@@ -33,7 +34,8 @@ def serve_fake_api(api: FakeApi, monkeypatch: pytest.MonkeyPatch) -> Iterator[No
             offset = int(query_params.get("offset", ["0"])[0])
             limit = int(query_params.get("limit", ["100"])[0])
             params = {name: values[0] for name, values in query_params.items()}
-            body = orjson.dumps(api.page(offset, limit, params))
+            page = api.page(offset, limit, params)
+            body = page if isinstance(page, bytes) else orjson.dumps(page)
             self.send_response(200)
             self.send_header("content-type", "application/json")
             self.send_header("content-length", str(len(body)))

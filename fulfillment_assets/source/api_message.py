@@ -6,11 +6,12 @@ Envelopes read: `{"errors": [{"message": ...}, ...]}` (GraphQL-style, also besid
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Callable
 from typing import Any
 
 import orjson
+
+from fulfillment_assets.display import escaped
 
 MESSAGE_CHARS = 200
 
@@ -36,16 +37,6 @@ def _texts(body: Any) -> list[str]:
     return [text for text in found if text.strip()]
 
 
-def _escaped(text: str) -> str:
-    """Control and format characters (newlines, ANSI escapes, bidi overrides) as escapes."""
-    return "".join(
-        char.encode("unicode_escape").decode("ascii")
-        if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp")
-        else char
-        for char in text
-    )
-
-
 def api_message(body: Any, mask: Callable[[str], str]) -> str | None:
     """The envelope's message text, masked, escaped and cut to ~200 characters; None if none."""
     if isinstance(body, bytes | str):
@@ -56,7 +47,7 @@ def api_message(body: Any, mask: Callable[[str], str]) -> str | None:
     texts = _texts(body)
     if not texts:
         return None
-    text = _escaped(mask("; ".join(texts)))
+    text = escaped(mask("; ".join(texts)))
     if len(text) > MESSAGE_CHARS:
         text = text[:MESSAGE_CHARS].rsplit(" ", 1)[0] + "..."
     return text

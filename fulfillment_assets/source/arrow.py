@@ -18,8 +18,9 @@ from dlt.common.normalizers.naming.snake_case import NamingConvention
 from dlt.common.schema import TColumnSchema
 
 from fulfillment_assets import settings
+from fulfillment_assets.display import shown
 from fulfillment_assets.source.http import FulfillmentApiError
-from fulfillment_assets.source.values import TIMESTAMP, to_number, to_timestamps
+from fulfillment_assets.source.values import TIMESTAMP, fits_exactly, to_number, to_timestamps
 from fulfillment_assets.source.values import parse_timestamp as _parse_timestamp
 
 # Python types each dlt data type accepts from JSON; anything else is a type drift.
@@ -46,7 +47,11 @@ _ARROW_TYPE_OF: dict[str, pa.DataType] = {
     "bool": pa.bool_(),
     "text": pa.string(),
     "json": pa.string(),  # JSON text; the column hint makes it JSON in the destination
+    # Integers past what bigint (or a double) holds exactly, in a variant column: exact to 38
+    # digits, so two ids never become one; longer ones are kept as their digits (text).
+    "decimal": pa.decimal128(38, 0),
 }
+_DECIMAL_DIGITS = 38
 _TIMESTAMP = TIMESTAMP
 _DECLARED_TYPES: dict[str, str] = {
     name: str(hints["data_type"])
@@ -253,13 +258,15 @@ def collision_hints(table: pa.Table, page_fields: list[str]) -> Any:
 
 def _collision_description(field: str, column: str) -> str:
     """What a collision column holds, for the schema and `field_names_distinct`."""
-    shown = repr(field[:60]) if not field.strip() else f"`{field[:60]}`"
+    quoted = repr(field) if not field.strip() else f"`{shown(field, 60)}`"
     target = column.partition(COLLISION_SUFFIX)[0]
     if is_project_column(target):
-        return f"API field {shown}, named after the column `{target}` of the project's or dlt's own"
+        return (
+            f"API field {quoted}, named after the column `{target}` of the project's or dlt's own"
+        )
     if target == EMPTY_NAME_COLUMN and not _NAMING.normalize_path(field):
-        return f"API field {shown}, whose name is empty"
-    return f"API field {shown}, whose name normalizes onto `{target}`"
+        return f"API field {quoted}, whose name is empty"
+    return f"API field {quoted}, whose name normalizes onto `{target}`"
 
 
 # What the documented columns convert to in one C-level pass (timestamps as text, parsed after);
@@ -290,7 +297,8 @@ def _declared_columns(
         if pa.types.is_string(arrow_type) or name == "id":
             continue
         accepted = _ACCEPTS[types.declared(name)]
-        if not _all_of_types([record.get(name) for record in page], accepted):
+        values = [record.get(name) for record in page]
+        if not _all_of_types(values, accepted) or not _integers_fit(values, types.declared(name)):
             return None
     try:
         table = pa.Table.from_pylist(page, schema=pa.schema(list(fast.items())))
@@ -323,6 +331,25 @@ def _all_of_types(values: list[Any], accepted: tuple[type, ...]) -> bool:
     return all(t in accepted or t is _NONE_TYPE for t in set(map(type, values)))
 
 
+def _integers_fit(values: list[Any], data_type: str) -> bool:
+    """Whether every integer among the values is held exactly by a bigint / double column."""
+    if data_type not in ("bigint", "double"):
+        return True
+    integers = [value for value in values if type(value) is int]
+    return not integers or (
+        fits_exactly(min(integers), data_type) and fits_exactly(max(integers), data_type)
+    )
+
+
+def _variant_of(value: Any) -> tuple[str, Any]:
+    """The variant column type of a value its column cannot take, and the value as stored."""
+    if type(value) is int and not fits_exactly(value, "bigint"):
+        if abs(value) < 10**_DECIMAL_DIGITS:
+            return "decimal", value
+        return "text", str(value)
+    return _DLT_TYPE_OF.get(type(value), "text"), value
+
+
 def _typed_column(page: list[dict[str, Any]], name: str, types: ColumnTypes) -> dict[str, pa.Array]:
     """One column of its declared (or walk's, `ColumnTypes`) type; values of another type read
     as it where that is safe (values.py), the others in variant columns."""
@@ -333,17 +360,20 @@ def _typed_column(page: list[dict[str, Any]], name: str, types: ColumnTypes) -> 
     accepts = _ACCEPTS[data_type]
     drifted: dict[str, list[Any]] = {}
     coerced = 0
-    if not _all_of_types(values, accepts):
+    if not _all_of_types(values, accepts) or not _integers_fit(values, data_type):
         for position, value in enumerate(values):
-            if value is None or type(value) in accepts:
+            if value is None or (
+                type(value) in accepts
+                and (type(value) is not int or fits_exactly(value, data_type))
+            ):
                 continue
             readable = _read_as(value, data_type)
             if readable is not None:
                 values[position] = readable
                 coerced += 1
                 continue
-            variant = _DLT_TYPE_OF.get(type(value), "text")
-            drifted.setdefault(variant, [None] * len(values))[position] = value
+            variant, stored = _variant_of(value)
+            drifted.setdefault(variant, [None] * len(values))[position] = stored
             values[position] = None
     if data_type == "timestamp":
         column, unparsed = to_timestamps(pa.array(values, pa.string()), types.zone)

@@ -60,7 +60,10 @@ def check_page(response: requests.Response, *args: Any, mask: KeyMask, **kwargs:
             ) from None
         content_type = response.headers.get("content-type", "no content-type")
         body_excerpt = excerpt(response.content, mask)
-        raise bad(f"is not JSON ({content_type}); body: {body_excerpt!r}") from None
+        # The parser's reason (e.g. `number is infinity when parsed as double` for 1e400) says
+        # what a valid-looking body broke; it quotes no body text, only a position.
+        reason = str(error).split(": line ", 1)[0][:120]
+        raise bad(f"is not JSON ({content_type}: {reason}); body: {body_excerpt!r}") from None
     if not isinstance(body, dict) or "data" not in body:
         raise bad("has no `data` field; expected {'data': [...], 'total': N}")
     records = body["data"]

@@ -7,6 +7,8 @@ connection, the status line, the headers and the body together; the body is read
 
 from __future__ import annotations
 
+import json
+import re
 import weakref
 from typing import Any
 
@@ -26,6 +28,9 @@ from fulfillment_assets.source.deadline import (
 )
 from fulfillment_assets.source.pacing import RateLimitPacer, announced_wait
 
+# 19 digits or more: an integer that may be past 64 bits (2**63 has 19).
+_LONG_DIGITS = re.compile(rb"\d{19,}")
+
 
 class PageResponse(requests.Response):
     """A response whose body was read whole within the page deadline, and whose JSON is parsed
@@ -42,6 +47,11 @@ class PageResponse(requests.Response):
     def json(self, **kwargs: Any) -> Any:
         if self._parsed is None:
             self._parsed = orjson.loads(self.body)
+            if _LONG_DIGITS.search(self.body):
+                # orjson reads an integer past 64 bits as a double: 2**70 and 2**70 + 1 would be
+                # one value. A page with such digits (or a long digit string) is read again by
+                # Python's parser, whose integers are exact; orjson has judged it valid JSON.
+                self._parsed = json.loads(self.body)
         return self._parsed
 
 

@@ -117,8 +117,20 @@ def to_number(value: Any, data_type: str) -> int | float | None:
     if not isinstance(value, str):
         return None
     if data_type == "bigint":
-        return int(value) if _INTEGER.match(value) else None
-    if data_type == "double" and _DECIMAL.match(value):
+        integer = int(value) if _INTEGER.match(value) else None
+        return integer if integer is not None and fits_exactly(integer, "bigint") else None
+    # More digits than a double holds exactly would make two values one: kept as text.
+    if data_type == "double" and _DECIMAL.match(value) and sum(map(str.isdigit, value)) <= 15:
         number = float(value)
         return number if number not in (float("inf"), float("-inf")) else None
     return None
+
+
+# The integers a column of each type holds exactly (a double: every integer up to 2**53).
+_EXACT_INTEGERS = {"bigint": (-(2**63), 2**63 - 1), "double": (-(2**53), 2**53)}
+
+
+def fits_exactly(number: int, data_type: str) -> bool:
+    """Whether the column type holds the integer exactly (any type but bigint / double does)."""
+    low, high = _EXACT_INTEGERS.get(data_type, (number, number))
+    return low <= number <= high

@@ -1,0 +1,52 @@
+"""Values as reports quote them: bounded, control characters escaped.
+
+A check's description, metadata and log lines quote values the API sent (a status, an id, a
+field name). An API may send a 1 MB status or ANSI escapes, CR and bidi overrides; quoted as
+they are they would bloat the event log on every run and rewrite the terminal that prints it.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Any
+
+# Characters of one value a report quotes; longer ones are cut and their length said.
+VALUE_CHARS = 80
+# Entries of a list or mapping of values a report quotes; the rest are counted.
+LISTED_VALUES = 50
+
+
+def escaped(text: str) -> str:
+    """Control and format characters (newlines, ANSI escapes, bidi overrides) as escapes."""
+    return "".join(
+        char.encode("unicode_escape").decode("ascii")
+        if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp")
+        else char
+        for char in text
+    )
+
+
+def shown(value: Any, limit: int = VALUE_CHARS) -> str:
+    """A value as a report quotes it: escaped, cut to `limit` characters, its length said."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= limit:
+        return escaped(text)
+    return f"{escaped(text[:limit])}... ({len(text):,} characters)"
+
+
+def shown_id(value: Any) -> Any:
+    """An id for a report: numbers as they are, text bounded and escaped."""
+    return shown(value) if isinstance(value, str) else value
+
+
+def shown_counts(counts: dict[str, int]) -> dict[str, int]:
+    """Value -> count, for metadata: the first LISTED_VALUES values, each bounded."""
+    listed = dict(list(counts.items())[:LISTED_VALUES])
+    return {shown(value): count for value, count in listed.items()}
+
+
+def listed(items: list[str], total: int | None = None) -> str:
+    """Items already shown, joined, at most LISTED_VALUES, with how many more there are."""
+    total = len(items) if total is None else total
+    text = ", ".join(items[:LISTED_VALUES])
+    return f"{text} and {total - LISTED_VALUES} more" if total > LISTED_VALUES else text

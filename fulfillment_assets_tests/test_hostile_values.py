@@ -1,0 +1,156 @@
+"""Values that cannot load as they are, against a fake API of the test's own: integers past
+what their column holds are kept exactly (never two values made one) and named by the checks; a
+number JSON cannot carry fails naming the reason and the page."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from dagster import AssetCheckSeverity, DagsterInstance
+
+from fulfillment_assets_tests.conftest import (
+    RAW_ONLY,
+    TEST_API_KEY,
+    failure_message,
+    materialize_all,
+    query,
+)
+from fulfillment_assets_tests.fake_api import serve_fake_api
+
+BIG_CUSTOMER_IDS = {1: 2**63, 2: 2**70, 3: 2**70 + 1}
+
+
+class BigNumbersApi:
+    """100 orders; customer_id an integer past 64 bits on three, amount 2**60 on one; or, with
+    `infinite`, a body whose `amount` is `1e400` (valid JSON, past any double)."""
+
+    infinite = False
+
+    def page(self, offset: int, limit: int, params: dict[str, str]) -> bytes:
+        if self.infinite:
+            return b'{"data": [{"id": 1, "customer_id": "c", "amount": 1e400}], "total": 1}'
+        orders = [
+            {
+                "id": n,
+                "customer_id": BIG_CUSTOMER_IDS.get(n, f"cus_{n}"),
+                "order_status": "shipped",
+                "amount": 2**60 if n == 4 else 1.5,
+                "items_count": 2**64 if n == 5 else 1,
+            }
+            for n in range(1, 101)
+        ]
+        # Python's json writes integers of any size (orjson stops at 64 bits).
+        return json.dumps({"data": orders[offset : offset + limit], "total": len(orders)}).encode()
+
+
+@pytest.fixture
+def big_numbers(monkeypatch: pytest.MonkeyPatch) -> Iterator[BigNumbersApi]:
+    api = BigNumbersApi()
+    with serve_fake_api(api, monkeypatch):
+        yield api
+
+
+@pytest.mark.every_destination
+def test_integers_past_their_column_are_kept_exactly_and_named_by_the_checks(
+    big_numbers: BigNumbersApi, instance: DagsterInstance, isolated_environment: Path
+) -> None:
+    result = materialize_all(instance, raise_on_error=False)
+
+    # The raw table loads; the drift in a contract column blocks the models (ERROR).
+    raw_loaded = [
+        e for e in result.all_events if e.is_step_success and e.step_key == "fulfillment_ingest"
+    ]
+    assert raw_loaded, "the raw table must load"
+    kept = query(
+        isolated_environment,
+        "SELECT id, CAST(customer_id__v_decimal AS TEXT) FROM fulfillment.fulfillment_data "
+        "WHERE customer_id__v_decimal IS NOT NULL ORDER BY id",
+    )
+    # Two customers 2**70 and 2**70 + 1 stay two; no value is rounded.
+    assert [(row_id, text.split(".")[0]) for row_id, text in kept] == [
+        (n, str(value)) for n, value in sorted(BIG_CUSTOMER_IDS.items())
+    ]
+    ((amount, items_count),) = query(
+        isolated_environment,
+        "SELECT (SELECT amount__v_bigint FROM fulfillment.fulfillment_data WHERE id = 4), "
+        "(SELECT CAST(items_count__v_decimal AS TEXT) FROM fulfillment.fulfillment_data "
+        "WHERE id = 5)",
+    )
+    # 2**60 in a double column stays an exact integer; 2**64 past bigint, an exact decimal.
+    assert (amount, items_count.split(".")[0]) == (2**60, str(2**64))
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    contract = checks["schema_contract"]
+    assert not contract.passed and contract.severity == AssetCheckSeverity.ERROR
+    assert "customer_id has 3 values of type decimal" in str(contract.description)
+    other = checks["values_of_their_column_type"]
+    assert not other.passed and other.severity == AssetCheckSeverity.WARN
+    assert "items_count: 1 values of type decimal" in str(other.description)
+
+
+def test_a_number_json_cannot_carry_names_the_reason_and_the_page(
+    big_numbers: BigNumbersApi, instance: DagsterInstance
+) -> None:
+    big_numbers.infinite = True
+
+    result = materialize_all(instance, raise_on_error=False, selection=RAW_ONLY)
+
+    message = failure_message(result)
+    assert "the page at offset 0 is not JSON" in message, message
+    assert "number is infinity when parsed as double" in message, message
+    assert TEST_API_KEY not in message
+
+
+HUGE_STATUS = "x" * 1_048_576
+TERMINAL_TRICKS = "\x1b[31mred\x1b[0m\r\u202eevil"
+
+
+class HostileStatusesApi:
+    """50 orders; from the second run on, one has a 1 MB status and one a status full of ANSI
+    escapes, a carriage return and a bidi override."""
+
+    hostile = False
+
+    def page(self, offset: int, limit: int, params: dict[str, str]) -> dict:
+        orders = [
+            {"id": n, "customer_id": f"cus_{n}", "order_status": "shipped"} for n in range(1, 51)
+        ]
+        if self.hostile:
+            orders[0]["order_status"] = HUGE_STATUS
+            orders[1]["order_status"] = TERMINAL_TRICKS
+        return {"data": orders[offset : offset + limit], "total": len(orders)}
+
+
+def test_reports_quote_hostile_values_bounded_and_escaped_and_the_table_keeps_them_whole(
+    monkeypatch: pytest.MonkeyPatch, instance: DagsterInstance, isolated_environment: Path
+) -> None:
+    api = HostileStatusesApi()
+    with serve_fake_api(api, monkeypatch):
+        assert materialize_all(instance).success  # the statuses seen first are the known ones
+        api.hostile = True
+        result = materialize_all(instance)
+
+    assert result.success
+    (check,) = [
+        e for e in result.get_asset_check_evaluations() if e.check_name == "order_status_accepted"
+    ]
+    description = str(check.description)
+    assert not check.passed and len(description) < 1000, len(description)
+    assert "(1,048,576 characters)" in description
+    assert "\\x1b[31mred" in description and "\\r" in description and "\\u202e" in description
+    assert not {"\x1b", "\r", "\u202e"} & set(description)
+    metadata_size = sum(len(str(entry.value)) for entry in check.metadata.values())
+    assert metadata_size < 5000, metadata_size
+    # The event log of the run stays small whatever the values.
+    records = instance.all_logs(result.run_id)
+    assert sum(len(str(record.dagster_event or record.user_message)) for record in records) < 2e6
+    # The table keeps the values byte-exact.
+    assert query(
+        isolated_environment,
+        "SELECT length(order_status) FROM fulfillment.fulfillment_data WHERE id = 1",
+    ) == [(1_048_576,)]
+    assert query(
+        isolated_environment, "SELECT order_status FROM fulfillment.fulfillment_data WHERE id = 2"
+    ) == [(TERMINAL_TRICKS,)]
