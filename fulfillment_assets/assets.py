@@ -33,6 +33,9 @@ from fulfillment_assets.sync_metadata import IngestConfig, sync_metadata
 from fulfillment_assets.versions import keep_newest, record_load
 from fulfillment_assets.warehouse import Warehouse, described_pipeline
 
+# Destinations whose text and JSON types cannot hold a NUL character.
+NUL_REFUSING_DESTINATIONS = {"postgres"}
+
 API_ASSET_KEY = AssetKey([settings.DATASET_NAME, "fulfillment_api"])
 RAW_ASSET_KEY = AssetKey([settings.DATASET_NAME, settings.RESOURCE_NAME])
 OWNERS = ["team:data-engineering"]
@@ -206,7 +209,11 @@ def fulfillment_dlt_assets(
 ) -> Iterator[Any]:
     """Loads the fulfillment API into the raw table; configuration is resolved per run."""
     try:
-        source = fulfillment(full_refresh=config.full_refresh)
+        source = fulfillment(
+            full_refresh=config.full_refresh,
+            # PostgreSQL stores no NUL character in text or JSON: such a page fails by name.
+            text_without_nul=warehouse.destination_name() in NUL_REFUSING_DESTINATIONS,
+        )
     except ConfigFieldMissingException as missing:
         setting = API_KEY_SETTING if "api_key" in missing.fields else BASE_URL_SETTING
         raise Failure(f"the fulfillment source is not configured: set {setting}") from None

@@ -3,10 +3,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import duckdb
+import pytest
+from dagster import DagsterInstance
 
 from fulfillment_assets import settings, sql
 from fulfillment_assets.model_sql import rejected_select, validated_select
+from fulfillment_assets_tests.conftest import materialize_all, query
+from fulfillment_assets_tests.fake_api import serve_fake_api
 
 # SQL constants and functions callable without parentheses: unquoted, these read the session's
 # values (today, the database role), not the column.
@@ -44,3 +50,52 @@ def test_fields_named_after_keywords_reach_the_models_with_their_own_values() ->
     assert validated.fetchall() == [tuple(values)]
     rejected = connection.execute(sql.render(rejected_select(raw_columns), dialect))
     assert rejected.fetchall() == []
+
+
+# PostgreSQL's reserved key words (the documentation's "reserved" column, pg_get_keywords()
+# catcode 'R'), and its functions callable without parentheses.
+POSTGRES_RESERVED = [
+    "all", "analyse", "analyze", "and", "any", "array", "as", "asc", "asymmetric", "both", "case",
+    "cast", "check", "collate", "column", "constraint", "create", "current_catalog",
+    "current_date", "current_role", "current_time", "current_timestamp", "current_user",
+    "default", "deferrable", "desc", "distinct", "do", "else", "end", "except", "false", "fetch",
+    "for", "foreign", "from", "grant", "group", "having", "in", "initially", "intersect", "into",
+    "lateral", "leading", "limit", "localtime", "localtimestamp", "not", "null", "offset", "on",
+    "only", "or", "order", "placing", "primary", "references", "returning", "select",
+    "session_user", "some", "symmetric", "system_user", "table", "then", "to", "trailing",
+    "true", "union", "unique", "user", "using", "variadic", "when", "where", "window", "with",
+]  # fmt: skip
+
+
+class KeywordFieldsApi:
+    """20 orders, each with a text field named after every reserved word and SQL constant of
+    DuckDB and PostgreSQL, holding `api value of <name>`."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.orders = [
+            {
+                "id": n,
+                "customer_id": f"cus_{n}",
+                "order_status": "shipped",
+                **{name: f"api value of {name}" for name in names},
+            }
+            for n in range(1, 21)
+        ]
+
+    def page(self, offset: int, limit: int, params: dict[str, str]) -> dict:
+        return {"data": self.orders[offset : offset + limit], "total": len(self.orders)}
+
+
+@pytest.mark.every_destination
+def test_fields_named_after_every_dialects_keywords_load_and_reach_the_models(
+    monkeypatch: pytest.MonkeyPatch, instance: DagsterInstance, isolated_environment: Path
+) -> None:
+    names = sorted(set(_hostile_names(duckdb.connect())) | set(POSTGRES_RESERVED))
+    with serve_fake_api(KeywordFieldsApi(names), monkeypatch):
+        result = materialize_all(instance)
+
+    assert result.success
+    quoted = ", ".join(f"min({sql.identifier(name)})" for name in names)
+    for table in ("fulfillment_data", "orders_validated"):
+        (row,) = query(isolated_environment, f"SELECT count(*), {quoted} FROM fulfillment.{table}")
+        assert row == (20, *(f"api value of {name}" for name in names)), table

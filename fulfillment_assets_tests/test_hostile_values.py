@@ -154,3 +154,46 @@ def test_reports_quote_hostile_values_bounded_and_escaped_and_the_table_keeps_th
     assert query(
         isolated_environment, "SELECT order_status FROM fulfillment.fulfillment_data WHERE id = 2"
     ) == [(TERMINAL_TRICKS,)]
+
+
+class NulApi:
+    """30 orders; with `nul`, order 7's `note` holds a NUL character."""
+
+    nul = False
+
+    def page(self, offset: int, limit: int, params: dict[str, str]) -> dict:
+        orders = [
+            {"id": n, "customer_id": f"cus_{n}", "order_status": "shipped", "note": f"n{n}"}
+            for n in range(1, 31)
+        ]
+        if self.nul:
+            orders[6]["note"] = "before\x00after"
+        return {"data": orders[offset : offset + limit], "total": len(orders)}
+
+
+@pytest.mark.every_destination
+def test_a_nul_character_loads_byte_exact_or_fails_naming_the_record_and_field(
+    destination: str,
+    monkeypatch: pytest.MonkeyPatch,
+    instance: DagsterInstance,
+    isolated_environment: Path,
+) -> None:
+    api = NulApi()
+    with serve_fake_api(api, monkeypatch):
+        assert materialize_all(instance, selection=RAW_ONLY).success
+        before = query(
+            isolated_environment, "SELECT id, note FROM fulfillment.fulfillment_data ORDER BY id"
+        )
+        api.nul = True
+        result = materialize_all(instance, raise_on_error=False, selection=RAW_ONLY)
+
+    note = query(isolated_environment, "SELECT note FROM fulfillment.fulfillment_data WHERE id = 7")
+    if destination == "duckdb":
+        assert result.success and note == [("before\x00after",)]
+        return
+    message = failure_message(result)
+    assert "the page at offset 0 has record `id` 7 whose field `note` holds a NUL" in message
+    assert "PostgreSQL" in message and TEST_API_KEY not in message
+    assert query(
+        isolated_environment, "SELECT id, note FROM fulfillment.fulfillment_data ORDER BY id"
+    ) == (before)

@@ -91,6 +91,7 @@ def fulfillment_config(
     backoff_factor: float = settings.BACKOFF_FACTOR,
     max_retry_wait: float = settings.MAX_RETRY_WAIT_SECONDS,
     id_type: str | None = None,
+    text_without_nul: bool = False,
 ) -> RESTAPIConfig:
     """The seed's rest_api configuration, with this project's session, paginator and hints."""
     mask = session.mask
@@ -120,7 +121,7 @@ def fulfillment_config(
                             backoff_factor=backoff_factor,
                             max_retry_wait=max_retry_wait,
                         ),
-                        partial(check_page, mask=mask),
+                        partial(check_page, mask=mask, text_without_nul=text_without_nul),
                     ],
                 },
                 "columns": {
@@ -181,6 +182,7 @@ def fulfillment(
     api_timezone: str = "UTC",
     max_walk_passes: int = settings.MAX_WALK_PASSES,
     id_type: str | None = None,
+    text_without_nul: bool = False,
 ) -> list[DltResource]:
     """Fulfillment records from `GET {base_url}/v1/fulfillment`, one resource: fulfillment_data."""
     mask = KeyMask(api_key, base_url)
@@ -216,6 +218,7 @@ def fulfillment(
         "backoff_factor": backoff_factor,
         "max_retry_wait": max_retry_wait,
         "id_type": id_type,
+        "text_without_nul": text_without_nul,
     }
     config = fulfillment_config(base_url, api_key, session, paginator, None, **options)
     # The same table hints as the rest_api resource: the seed's defaults plus its own.

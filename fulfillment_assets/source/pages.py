@@ -18,6 +18,7 @@ import orjson
 import requests
 from dlt.sources.helpers.rest_client.paginators import OffsetPaginator
 
+from fulfillment_assets.display import shown, shown_id
 from fulfillment_assets.source.api_message import the_api_says
 from fulfillment_assets.source.completeness import WalkLedger
 from fulfillment_assets.source.http import (
@@ -38,8 +39,17 @@ EMPTY_PAGE_WAIT_SECONDS = 1.0
 logger = logging.getLogger(__name__)
 
 
-def check_page(response: requests.Response, *args: Any, mask: KeyMask, **kwargs: Any) -> None:
-    """Response hook: fails on a body that breaks the contract; parses it once for dlt."""
+def check_page(
+    response: requests.Response,
+    *args: Any,
+    mask: KeyMask,
+    text_without_nul: bool = False,
+    **kwargs: Any,
+) -> None:
+    """Response hook: fails on a body that breaks the contract; parses it once for dlt.
+
+    With `text_without_nul` (a destination that cannot store the character, PostgreSQL), a
+    value holding NUL fails the page, naming the record and the field."""
     if response.status_code >= 300:
         return  # `raise_for_status` speaks for those
 
@@ -74,6 +84,9 @@ def check_page(response: requests.Response, *args: Any, mask: KeyMask, **kwargs:
     total = body.get("total")
     if total is not None and (type(total) is not int or total < 0):
         raise bad(f"has `total` {str(total)[:40]!r}; expected a non-negative integer")
+    # JSON writes NUL only as this escape: one C-level search of the body, the records only then.
+    if text_without_nul and b"\\u0000" in response.content:
+        _raise_for_first_nul(records, bad)
 
 
 def _all_ids_fit(records: list[Any]) -> bool:
@@ -117,6 +130,36 @@ def _raise_for_first_bad_record(
                 f"has record #{position} with `id` {record_id}, beyond the 64-bit integer "
                 "column `id` (bigint) holds"
             )
+
+
+def _nul_path(value: Any, path: str) -> str | None:
+    """Where in a value a NUL character is (`note`, `shipment.carrier`), or None."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _nul_path(item, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
+
+
+def _raise_for_first_nul(records: list[Any], bad: Callable[[str], FulfillmentPageError]) -> None:
+    for record in records:
+        for field, value in record.items():
+            found = _nul_path(value, field)
+            if found is not None:
+                raise bad(
+                    f"has record `id` {shown_id(record.get('id'))!r} whose field "
+                    f"`{shown(found, 60)}` holds a NUL character (\\x00), which the PostgreSQL "
+                    "destination cannot store in text or JSON; nothing was loaded. Have the API "
+                    "fix the record, or load into a destination that keeps it (DuckDB)"
+                )
 
 
 class FulfillmentPaginator(OffsetPaginator):
