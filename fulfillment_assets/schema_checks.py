@@ -13,6 +13,7 @@ from fulfillment_assets import history, settings
 from fulfillment_assets.assets import RAW_ASSET_KEY
 from fulfillment_assets.check_results import check_metadata, offending, unjudgeable
 from fulfillment_assets.row_rules import variant_columns
+from fulfillment_assets.sql import identifier
 from fulfillment_assets.warehouse import Warehouse
 
 RAW = settings.RESOURCE_NAME
@@ -50,7 +51,8 @@ def schema_contract(context: AssetCheckExecutionContext, warehouse: Warehouse) -
     variants = [v for name in settings.CONTRACT_COLUMNS for v in variant_columns(columns, name)]
     values: dict[str, int] = {}
     if variants:
-        counts = warehouse.query(f"SELECT {', '.join(f'count({v})' for v in variants)} FROM {RAW}")
+        counted = ", ".join(f"count({identifier(v)})" for v in variants)
+        counts = warehouse.query(f"SELECT {counted} FROM {RAW}")
         values = dict(zip(variants, counts[0], strict=True))
     last_seen = history.drift_last_seen(warehouse, variants)
     history.remember_drifts(warehouse, {v: n for v, n in values.items() if n})
@@ -62,7 +64,8 @@ def schema_contract(context: AssetCheckExecutionContext, warehouse: Warehouse) -
         else:
             seen = last_seen.get(variant, "before drifts were recorded")
             cleared.append(f"{column} as {data_type} cleared (no values now; last seen {seen})")
-    condition = " OR ".join(f"{v} IS NOT NULL" for v, n in values.items() if n) or "FALSE"
+    condition = " OR ".join(f"{identifier(v)} IS NOT NULL" for v, n in values.items() if n)
+    condition = condition or "FALSE"
     found = offending(warehouse, condition)
     description = "; ".join(deviations) or "; ".join(["schema as declared", *cleared])
     return AssetCheckResult(
