@@ -71,7 +71,7 @@ def run_project(args: argparse.Namespace) -> dict[str, Any]:
     """The project's raw-table asset through dagster.materialize; configured by env vars."""
     from dagster import DagsterInstance, materialize
 
-    from fulfillment_assets.assets import RAW_ASSET_KEY
+    from fulfillment_assets.contract import RAW_ASSET_KEY
     from fulfillment_assets.definitions import defs
     from fulfillment_assets.warehouse import fulfillment_pipeline
 

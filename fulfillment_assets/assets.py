@@ -23,6 +23,7 @@ from dagster_dlt.translator import DltResourceTranslatorData
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
 
 from fulfillment_assets import settings
+from fulfillment_assets.contract import API_ASSET_KEY, OWNERS
 from fulfillment_assets.source import (
     API_KEY_SETTING,
     BASE_URL_SETTING,
@@ -36,9 +37,6 @@ from fulfillment_assets.warehouse import Warehouse, described_pipeline
 # Destinations whose text and JSON types cannot hold a NUL character.
 NUL_REFUSING_DESTINATIONS = {"postgres"}
 
-API_ASSET_KEY = AssetKey([settings.DATASET_NAME, "fulfillment_api"])
-RAW_ASSET_KEY = AssetKey([settings.DATASET_NAME, settings.RESOURCE_NAME])
-OWNERS = ["team:data-engineering"]
 
 fulfillment_api = AssetSpec(
     key=API_ASSET_KEY,
@@ -55,12 +53,12 @@ fulfillment_api = AssetSpec(
 
 # The columns dlt adds to every row it loads.
 DLT_COLUMN_DESCRIPTIONS = {
-    "_dlt_load_id": (
+    settings.LOAD_ID: (
         "The dlt load that last wrote the row: the id of a load package (the Unix time it "
         "started), also in the dataset's `_dlt_loads` table."
     ),
     "_dlt_id": "dlt's unique id of the row.",
-    "_deleted_at": (
+    settings.DELETED_AT: (
         "When a full sync first found the order missing from the API (UTC); NULL while the API "
         "returns it. The models leave such rows out."
     ),
@@ -101,9 +99,9 @@ RAW_COLUMN_SCHEMA = TableSchema(
     ]
     + [
         TableColumn(
-            name="_dlt_load_id",
+            name=settings.LOAD_ID,
             type="text",
-            description=column_description("_dlt_load_id"),
+            description=column_description(settings.LOAD_ID),
             constraints=TableColumnConstraints(nullable=False),
         )
     ]

@@ -18,7 +18,7 @@ from dagster import (
 )
 
 from fulfillment_assets import settings
-from fulfillment_assets.assets import RAW_ASSET_KEY
+from fulfillment_assets.contract import RAW_ASSET_KEY
 from fulfillment_assets.display import shown_id
 from fulfillment_assets.warehouse import Warehouse
 

@@ -15,8 +15,8 @@ from dagster import (
 )
 
 from fulfillment_assets import history, settings
-from fulfillment_assets.assets import RAW_ASSET_KEY
 from fulfillment_assets.check_results import check_metadata, offending, unjudgeable
+from fulfillment_assets.contract import RAW_ASSET_KEY
 from fulfillment_assets.display import LISTED_VALUES, listed, shown, shown_counts
 from fulfillment_assets.row_rules import row_rules
 from fulfillment_assets.schema_checks import schema_contract

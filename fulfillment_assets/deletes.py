@@ -16,10 +16,10 @@ import dlt
 from dagster import Failure
 
 from fulfillment_assets import settings
+from fulfillment_assets.settings import DELETED_AT
 from fulfillment_assets.sql import literal
 from fulfillment_assets.warehouse import Warehouse
 
-DELETED_AT = "_deleted_at"
 MAX_DELETE_FRACTION_SETTING = "SOURCES__FULFILLMENT__MAX_DELETE_FRACTION"
 DEFAULT_MAX_DELETE_FRACTION = 0.5
 

@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from dagster import AssetKey, TableColumn, TableColumnDep, TableColumnLineage, TableSchema
 
 from fulfillment_assets import settings
-from fulfillment_assets.assets import RAW_ASSET_KEY, RAW_COLUMN_SCHEMA, column_description
+from fulfillment_assets.assets import RAW_COLUMN_SCHEMA, column_description
+from fulfillment_assets.contract import RAW_ASSET_KEY
 
 # The columns the models compute, described once.
 MODEL_COLUMN_DESCRIPTIONS = {

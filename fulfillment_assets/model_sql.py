@@ -2,14 +2,13 @@
 validated and rejected rows by the row rules, the daily summary over both."""
 
 from fulfillment_assets import settings
-from fulfillment_assets.deletes import DELETED_AT, not_deleted
+from fulfillment_assets.contract import REJECTED, VALIDATED
+from fulfillment_assets.deletes import not_deleted
 from fulfillment_assets.row_rules import RowRule, row_rules
+from fulfillment_assets.settings import DELETED_AT
 from fulfillment_assets.sql import identifier
 
 RAW = settings.RESOURCE_NAME
-VALIDATED = "orders_validated"
-REJECTED = "orders_rejected"
-SUMMARY = "orders_daily_summary"
 
 # The columns the models read, for the empty tables built before the API ever sent a record.
 NO_ORDERS = (

@@ -11,7 +11,6 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetExecutionContext,
-    AssetKey,
     Failure,
     IntMetadataValue,
     MaterializeResult,
@@ -22,8 +21,17 @@ from dagster import (
 )
 
 from fulfillment_assets import settings
-from fulfillment_assets.assets import OWNERS, RAW_ASSET_KEY
 from fulfillment_assets.check_results import rows_at_latest_materialization
+from fulfillment_assets.contract import (
+    OWNERS,
+    RAW_ASSET_KEY,
+    REJECTED,
+    REJECTED_KEY,
+    SUMMARY,
+    SUMMARY_KEY,
+    VALIDATED,
+    VALIDATED_KEY,
+)
 from fulfillment_assets.deletes import not_deleted
 from fulfillment_assets.model_columns import (
     REJECTED_SCHEMA,
@@ -37,18 +45,11 @@ from fulfillment_assets.model_columns import (
 )
 from fulfillment_assets.model_sql import (
     RAW,
-    REJECTED,
-    SUMMARY,
-    VALIDATED,
     rejected_select,
     summary_select,
     validated_select,
 )
 from fulfillment_assets.warehouse import Warehouse
-
-VALIDATED_KEY = AssetKey([settings.DATASET_NAME, VALIDATED])
-REJECTED_KEY = AssetKey([settings.DATASET_NAME, REJECTED])
-SUMMARY_KEY = AssetKey([settings.DATASET_NAME, SUMMARY])
 
 
 class _ModelAssetAttributes(TypedDict):

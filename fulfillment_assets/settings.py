@@ -26,6 +26,10 @@ PIPELINE_NAME = "fulfillment"
 DATASET_NAME = "fulfillment"
 ASSET_GROUP = "fulfillment"
 ENDPOINT_PATH = "/v1/fulfillment"
+# Raw-table columns that are no API field's: when a full walk found the order gone (the project's,
+# see deletes.py) and the load that last wrote the row (dlt's).
+DELETED_AT = "_deleted_at"
+LOAD_ID = "_dlt_load_id"
 
 # The seed's HTTP contract.
 PAGE_LIMIT = 100

@@ -15,7 +15,8 @@ from dagster import AssetExecutionContext, Config, MetadataValue
 from pydantic import Field
 
 from fulfillment_assets import settings
-from fulfillment_assets.deletes import DELETED_AT, mark_deleted
+from fulfillment_assets.deletes import mark_deleted
+from fulfillment_assets.settings import DELETED_AT
 from fulfillment_assets.source.completeness import WalkVerdict
 from fulfillment_assets.source.incremental import LAST_RUN, UPDATED_SINCE_SETTING, iso_utc
 from fulfillment_assets.versions import staged_table

@@ -13,8 +13,8 @@ from dagster import (
     asset_check,
 )
 
-from fulfillment_assets.assets import RAW_ASSET_KEY
 from fulfillment_assets.check_results import check_metadata, unjudgeable
+from fulfillment_assets.contract import RAW_ASSET_KEY
 from fulfillment_assets.display import shown_id
 from fulfillment_assets.versions import DISCARDED_COUNT, DISCARDED_SAMPLE
 from fulfillment_assets.warehouse import Warehouse

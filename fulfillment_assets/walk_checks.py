@@ -18,10 +18,10 @@ from dagster import (
 )
 
 from fulfillment_assets import settings
-from fulfillment_assets.assets import RAW_ASSET_KEY
 from fulfillment_assets.check_results import check_metadata, unjudgeable
-from fulfillment_assets.deletes import DELETED_AT
+from fulfillment_assets.contract import RAW_ASSET_KEY
 from fulfillment_assets.display import shown
+from fulfillment_assets.settings import DELETED_AT
 from fulfillment_assets.warehouse import Warehouse
 
 RAW = settings.RESOURCE_NAME

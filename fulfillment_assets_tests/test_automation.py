@@ -22,13 +22,13 @@ from dagster import (
 )
 
 from fulfillment_assets import settings
-from fulfillment_assets.assets import RAW_ASSET_KEY
 from fulfillment_assets.automation import (
     REFRESH_JOB_NAME,
     decide,
     fulfillment_freshness_sensor,
     fulfillment_refresh_schedule,
 )
+from fulfillment_assets.contract import RAW_ASSET_KEY
 from fulfillment_assets.definitions import defs
 from fulfillment_assets.demo_api import DemoApiServer
 from fulfillment_assets.durations import human_duration, parse_iso_time

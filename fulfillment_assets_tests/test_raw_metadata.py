@@ -14,7 +14,7 @@ from dagster import (
     TableSchemaMetadataValue,
 )
 
-from fulfillment_assets.assets import RAW_ASSET_KEY
+from fulfillment_assets.contract import RAW_ASSET_KEY
 from fulfillment_assets.definitions import defs
 from fulfillment_assets.demo_api import DemoApiServer
 from fulfillment_assets_tests.conftest import RAW_ONLY, materialize_all

@@ -199,7 +199,7 @@ COLLISION_SUFFIX = "__collision_"
 
 # Columns of the project's and dlt's own: an API field named so would overwrite their meaning
 # (`_deleted_at` marks deletes, `_dlt_load_id` names the load).
-PROJECT_COLUMNS = frozenset({"_deleted_at", "_dlt_load_id", "_dlt_id"})
+PROJECT_COLUMNS = frozenset({settings.DELETED_AT, settings.LOAD_ID, "_dlt_id"})
 # Where fields whose names normalize to nothing (`""`, `" "`) go: `empty_field_name__collision_N`.
 EMPTY_NAME_COLUMN = "empty_field_name"
 

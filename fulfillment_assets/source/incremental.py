@@ -25,6 +25,7 @@ from dlt.common.storages.exceptions import CurrentLoadPackageStateNotAvailable
 from dlt.extract.items import DataItemWithMeta
 from dlt.extract.resource import DltResource
 
+from fulfillment_assets.settings import DELETED_AT, LOAD_ID
 from fulfillment_assets.source.completeness import WalkLedger
 from fulfillment_assets.source.http import FulfillmentPageError
 from fulfillment_assets.source.values import to_timestamps
@@ -32,8 +33,6 @@ from fulfillment_assets.source.values import to_timestamps
 UPDATED_SINCE_SETTING = "SOURCES__FULFILLMENT__UPDATED_SINCE_PARAM"
 CURSOR_FIELD_SETTING = "SOURCES__FULFILLMENT__CURSOR_FIELD"
 LOOKBACK_SETTING = "SOURCES__FULFILLMENT__LOOKBACK_SECONDS"
-DELETED_AT = "_deleted_at"
-LOAD_ID = "_dlt_load_id"
 LAST_RUN = "last_run"
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
 
