@@ -73,7 +73,7 @@ def run_project(args: argparse.Namespace) -> dict[str, Any]:
 
     from fulfillment_assets.contract import RAW_ASSET_KEY
     from fulfillment_assets.definitions import defs
-    from fulfillment_assets.warehouse import fulfillment_pipeline
+    from fulfillment_assets.warehouse.resource import fulfillment_pipeline
 
     started = start_timer()
     with DagsterInstance.ephemeral() as instance:

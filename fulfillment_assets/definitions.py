@@ -3,22 +3,22 @@
 from dagster import Definitions, in_process_executor, map_asset_specs
 from dagster_dlt import DagsterDltResource
 
-from fulfillment_assets.assets import fulfillment_api, fulfillment_dlt_assets
-from fulfillment_assets.automation import (
+from fulfillment_assets.automation.dead_runs import fulfillment_dead_run_sensor
+from fulfillment_assets.automation.freshness import (
     FRESHNESS_POLICY,
     fulfillment_freshness_sensor,
     fulfillment_refresh_job,
     fulfillment_refresh_schedule,
 )
-from fulfillment_assets.checks import raw_table_checks
-from fulfillment_assets.incidents import fulfillment_alert_sensor
-from fulfillment_assets.models import model_assets, model_checks
-from fulfillment_assets.name_checks import field_names_distinct
-from fulfillment_assets.run_liveness import fulfillment_dead_run_sensor
-from fulfillment_assets.value_checks import values_of_their_column_type
-from fulfillment_assets.version_checks import updated_at_never_goes_back
-from fulfillment_assets.walk_checks import no_rows_marked_deleted, walk_complete
-from fulfillment_assets.warehouse import Warehouse
+from fulfillment_assets.automation.incidents import fulfillment_alert_sensor
+from fulfillment_assets.ingest.assets import fulfillment_api, fulfillment_dlt_assets
+from fulfillment_assets.models.assets import model_assets, model_checks
+from fulfillment_assets.quality.checks import raw_table_checks
+from fulfillment_assets.quality.name_checks import field_names_distinct
+from fulfillment_assets.quality.value_checks import values_of_their_column_type
+from fulfillment_assets.quality.version_checks import updated_at_never_goes_back
+from fulfillment_assets.quality.walk_checks import no_rows_marked_deleted, walk_complete
+from fulfillment_assets.warehouse.resource import Warehouse
 
 # One freshness policy for the raw table and everything built on it.
 fresh_assets = map_asset_specs(

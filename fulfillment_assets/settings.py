@@ -27,7 +27,7 @@ DATASET_NAME = "fulfillment"
 ASSET_GROUP = "fulfillment"
 ENDPOINT_PATH = "/v1/fulfillment"
 # Raw-table columns that are no API field's: when a full walk found the order gone (the project's,
-# see deletes.py) and the load that last wrote the row (dlt's).
+# see ingest/deletes.py) and the load that last wrote the row (dlt's).
 DELETED_AT = "_deleted_at"
 LOAD_ID = "_dlt_load_id"
 
@@ -58,7 +58,7 @@ READ_AHEAD_FAST_API_PAGES = 3
 
 # The statuses the bundled demo API serves. The seed states no statuses for the user's API: the
 # accepted-status check judges against FULFILLMENT_ACCEPTED_STATUSES only when it is set, and
-# otherwise learns the statuses from the first load (see checks.py).
+# otherwise learns the statuses from the first load (see quality/checks.py).
 ORDER_STATUSES: tuple[str, ...] = (
     "pending",
     "processing",

@@ -29,8 +29,8 @@ from dagster import (
 )
 
 from fulfillment_assets.demo_api import DemoApiOptions, DemoApiServer
-from fulfillment_assets.sql import literal
-from fulfillment_assets.warehouse import Warehouse
+from fulfillment_assets.warehouse.resource import Warehouse
+from fulfillment_assets.warehouse.sql import literal
 from fulfillment_assets_tests.postgres_server import PostgresServer
 
 # A key nobody would type by accident, so a scan for it finds only leaks.

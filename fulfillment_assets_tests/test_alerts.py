@@ -11,12 +11,12 @@ from collections.abc import Iterator
 import pytest
 from dagster import DagsterInstance, SkipReason, build_sensor_context
 
-from fulfillment_assets.alerts import redact
-from fulfillment_assets.automation import REFRESH_JOB_NAME
+from fulfillment_assets.automation.alerts import redact
+from fulfillment_assets.automation.freshness import REFRESH_JOB_NAME
+from fulfillment_assets.automation.incidents import fulfillment_alert_sensor
 from fulfillment_assets.contract import RAW_ASSET_KEY
 from fulfillment_assets.definitions import defs
 from fulfillment_assets.demo_api import DemoApiServer
-from fulfillment_assets.incidents import fulfillment_alert_sensor
 from fulfillment_assets_tests.conftest import TEST_API_KEY
 from fulfillment_assets_tests.webhook_receiver import WebhookReceiver
 

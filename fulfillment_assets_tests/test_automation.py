@@ -22,7 +22,8 @@ from dagster import (
 )
 
 from fulfillment_assets import settings
-from fulfillment_assets.automation import (
+from fulfillment_assets.automation.durations import human_duration, parse_iso_time
+from fulfillment_assets.automation.freshness import (
     REFRESH_JOB_NAME,
     decide,
     fulfillment_freshness_sensor,
@@ -31,7 +32,6 @@ from fulfillment_assets.automation import (
 from fulfillment_assets.contract import RAW_ASSET_KEY
 from fulfillment_assets.definitions import defs
 from fulfillment_assets.demo_api import DemoApiServer
-from fulfillment_assets.durations import human_duration, parse_iso_time
 from fulfillment_assets_tests.conftest import RAW_ONLY, materialize_all
 
 NOW = 1_800_000_000.0

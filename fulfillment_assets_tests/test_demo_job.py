@@ -1,4 +1,4 @@
-"""The main job in a terminal (`python -m fulfillment_assets.demo_job`, what scripts/demo.sh
+"""The main job in a terminal (`python -m fulfillment_assets.demo.job`, what scripts/demo.sh
 runs), in a subprocess against the demo API it starts: quiet by default, progress lines, the
 summary, a failure's message in full, and everything back with --verbose."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fulfillment_assets import demo_job
+from fulfillment_assets.demo import job as demo_job
 from fulfillment_assets_tests.conftest import TEST_BACKOFF_FACTOR
 from fulfillment_assets_tests.dagster_server import (
     REPO_ROOT,
@@ -35,7 +35,7 @@ def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
         }
     )
     return subprocess.run(
-        [sys.executable, "-m", "fulfillment_assets.demo_job", "--records", str(RECORDS), *args],
+        [sys.executable, "-m", "fulfillment_assets.demo.job", "--records", str(RECORDS), *args],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,

@@ -12,7 +12,7 @@ from dagster import AssetsDefinition, AssetSpec, DagsterInstance, SourceAsset, m
 
 from fulfillment_assets import settings
 from fulfillment_assets.demo_api import DemoApiServer
-from fulfillment_assets.warehouse import Warehouse
+from fulfillment_assets.warehouse.resource import Warehouse
 from fulfillment_assets_tests.conftest import RAW_ONLY, failure_message, materialize_all
 
 

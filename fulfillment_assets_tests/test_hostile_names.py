@@ -9,8 +9,9 @@ import duckdb
 import pytest
 from dagster import DagsterInstance
 
-from fulfillment_assets import settings, sql
-from fulfillment_assets.model_sql import rejected_select, validated_select
+from fulfillment_assets import settings
+from fulfillment_assets.models.sql import rejected_select, validated_select
+from fulfillment_assets.warehouse import sql
 from fulfillment_assets_tests.conftest import materialize_all, query
 from fulfillment_assets_tests.fake_api import serve_fake_api
 

@@ -201,7 +201,7 @@ def test_code_loading_and_queries_during_a_load_leave_it_alone(
 # A code location loading, then a reader asking for the stored schema, as a check would.
 CODE_LOCATION_AND_QUERY = """
 from fulfillment_assets.definitions import defs
-from fulfillment_assets.warehouse import Warehouse
+from fulfillment_assets.warehouse.resource import Warehouse
 assert defs.resolve_asset_graph().get_all_asset_keys()
 Warehouse().stored_schema()
 """

@@ -14,9 +14,9 @@ from dagster import (
     TableSchema,
 )
 
-from fulfillment_assets.assets import column_description
 from fulfillment_assets.contract import RAW_ASSET_KEY, REJECTED_KEY, SUMMARY_KEY, VALIDATED_KEY
 from fulfillment_assets.definitions import defs
+from fulfillment_assets.ingest.assets import column_description
 from fulfillment_assets_tests.conftest import materialize_all
 
 MODEL_KEYS = (VALIDATED_KEY, REJECTED_KEY, SUMMARY_KEY)

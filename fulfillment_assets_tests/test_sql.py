@@ -9,9 +9,9 @@ import pytest
 import sqlglot
 from dagster import DagsterInstance
 
-from fulfillment_assets import sql
 from fulfillment_assets.demo_api import DemoApiOptions, DemoApiServer
-from fulfillment_assets.model_sql import rejected_select, summary_select, validated_select
+from fulfillment_assets.models.sql import rejected_select, summary_select, validated_select
+from fulfillment_assets.warehouse import sql
 from fulfillment_assets_tests.conftest import TEST_API_KEY, materialize_all
 
 DESTINATIONS = ("duckdb", "postgres", "snowflake", "bigquery")
@@ -38,7 +38,7 @@ def test_every_statement_of_a_full_run_renders_and_parses_for_every_destination(
             customer_id_as_int_ids=frozenset({7}),
         )
     )
-    with caplog.at_level(logging.DEBUG, logger="fulfillment_assets.warehouse"):
+    with caplog.at_level(logging.DEBUG, logger="fulfillment_assets.warehouse.resource"):
         materialize_all(instance, raise_on_error=False)
         monkeypatch.setenv("FULFILLMENT_ACCEPTED_STATUSES", "pending,shipped")
         materialize_all(instance, raise_on_error=False)
@@ -46,7 +46,7 @@ def test_every_statement_of_a_full_run_renders_and_parses_for_every_destination(
         str(record.args[0])
         for record in caplog.records
         if isinstance(record.args, tuple)
-        and record.name == "fulfillment_assets.warehouse"
+        and record.name == "fulfillment_assets.warehouse.resource"
         and record.msg == "project SQL: %s"
     }
     assert len(statements) > 15, statements

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
-from fulfillment_assets.model_columns import model_column_description
+from fulfillment_assets.models.columns import model_column_description
 from fulfillment_assets_tests.conftest import TEST_API_KEY
 from fulfillment_assets_tests.dagster_server import REPO_ROOT, ServedProject, served_project
 

@@ -15,7 +15,7 @@ import orjson
 import pytest
 from dagster import DagsterInstance
 
-from fulfillment_assets.warehouse import Warehouse
+from fulfillment_assets.warehouse.resource import Warehouse
 from fulfillment_assets_tests.conftest import TEST_API_KEY, materialize_all
 
 Records = list[dict[str, Any]]

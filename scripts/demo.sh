@@ -4,4 +4,4 @@
 # (e.g. --records 100000).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
-exec python -m fulfillment_assets.demo_job "$@"
+exec python -m fulfillment_assets.demo.job "$@"

@@ -113,7 +113,7 @@ def with_arrow(batch: Any, table: pa.Table) -> Any:
 def with_load_columns(batch: Any) -> Any:
     """An Arrow batch with the columns every raw row carries besides the API's fields.
 
-    - `_deleted_at`, all NULL: every record the API returns exists (`deletes.py` marks the
+    - `_deleted_at`, all NULL: every record the API returns exists (`ingest/deletes.py` marks the
       others after a full walk);
     - `_dlt_load_id`, the load this batch belongs to: the checks, deletes and newest-version
       tracking read it. dlt adds it to plain rows by itself, to Arrow batches only with

@@ -8,7 +8,8 @@ Each run of this code location holds an advisory lock (`flock`) on a file of its
 `<data dir>/run_liveness/` while it executes; the kernel releases it the moment the process dies,
 however it dies. A run still in progress whose file is unlocked is dead: `fail_dead_runs` marks
 it failed. It runs when a run starts (so the next CLI run cleans up after a killed one, no daemon
-needed) and in a sensor (so the UI, schedule and sensor runs queued behind it get going).
+needed, see `resource.py`) and in a sensor (`automation/dead_runs.py`: so the UI, schedule and
+sensor runs queued behind it get going).
 Runs of other machines or processes never had a file here and are left alone.
 """
 
@@ -23,15 +24,7 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
-from dagster import (
-    DagsterInstance,
-    DagsterRunStatus,
-    DefaultSensorStatus,
-    RunsFilter,
-    SensorEvaluationContext,
-    SkipReason,
-    sensor,
-)
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
 from fulfillment_assets import settings
 
@@ -130,18 +123,3 @@ def fail_dead_runs(instance: DagsterInstance, log: logging.Logger | None = None)
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
     return failed
-
-
-@sensor(
-    minimum_interval_seconds=settings.dead_run_sensor_interval_seconds(),
-    default_status=DefaultSensorStatus.RUNNING,
-    description=(
-        "Marks failed the runs of this project whose process died (SIGKILL, out of memory) "
-        "without reporting an end, so the runs queued behind them proceed. Requests no run."
-    ),
-)
-def fulfillment_dead_run_sensor(context: SensorEvaluationContext) -> SkipReason:
-    failed = fail_dead_runs(context.instance, context.log)
-    if failed:
-        return SkipReason(f"marked {len(failed)} dead run(s) failed: {', '.join(failed)}")
-    return SkipReason("no dead run")

@@ -15,12 +15,12 @@ from dagster import AssetExecutionContext, Config, MetadataValue
 from pydantic import Field
 
 from fulfillment_assets import settings
-from fulfillment_assets.deletes import mark_deleted
+from fulfillment_assets.ingest.deletes import mark_deleted
+from fulfillment_assets.ingest.versions import staged_table
 from fulfillment_assets.settings import DELETED_AT
 from fulfillment_assets.source.completeness import WalkVerdict
 from fulfillment_assets.source.incremental import LAST_RUN, UPDATED_SINCE_SETTING, iso_utc
-from fulfillment_assets.versions import staged_table
-from fulfillment_assets.warehouse import Warehouse
+from fulfillment_assets.warehouse.resource import Warehouse
 
 
 class IngestConfig(Config):

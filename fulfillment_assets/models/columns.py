@@ -1,5 +1,5 @@
 """What the model tables' columns mean and where they come from: descriptions, types and
-`dagster/column_lineage` for `models.py`.
+`dagster/column_lineage` for the model assets (`assets.py`).
 
 Columns copied from the raw table keep the raw table's descriptions (`column_description`, one
 place); only the columns the models compute are described here. Types are dlt's data types, as
@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dagster import AssetKey, TableColumn, TableColumnDep, TableColumnLineage, TableSchema
 
 from fulfillment_assets import settings
-from fulfillment_assets.assets import RAW_COLUMN_SCHEMA, column_description
 from fulfillment_assets.contract import RAW_ASSET_KEY
+from fulfillment_assets.ingest.assets import RAW_COLUMN_SCHEMA, column_description
 
 # The columns the models compute, described once.
 MODEL_COLUMN_DESCRIPTIONS = {
@@ -36,7 +36,7 @@ SUMMARY_COLUMN_TYPES = {
     "orders": "bigint",
     "amount_total": "double",
 }
-# The raw columns the row-level rules read (see `checks.row_rules`), so `rejection_reasons`'s.
+# The raw columns the row-level rules read (see `quality/row_rules.py`), so `rejection_reasons`'s.
 RULE_COLUMNS = tuple(settings.CONTRACT_COLUMNS)
 
 

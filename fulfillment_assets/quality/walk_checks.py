@@ -18,11 +18,11 @@ from dagster import (
 )
 
 from fulfillment_assets import settings
-from fulfillment_assets.check_results import check_metadata, unjudgeable
 from fulfillment_assets.contract import RAW_ASSET_KEY
 from fulfillment_assets.display import shown
+from fulfillment_assets.quality.check_results import check_metadata, unjudgeable
 from fulfillment_assets.settings import DELETED_AT
-from fulfillment_assets.warehouse import Warehouse
+from fulfillment_assets.warehouse.resource import Warehouse
 
 RAW = settings.RESOURCE_NAME
 
@@ -96,7 +96,7 @@ def no_rows_marked_deleted(
             description="the latest run marked no row deleted",
             metadata=check_metadata(checked, 0, []),
         )
-    # The latest run's marks share one time: the run's start (deletes.py).
+    # The latest run's marks share one time: the run's start (ingest/deletes.py).
     sample = [
         row[0]
         for row in warehouse.query(

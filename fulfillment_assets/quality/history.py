@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from fulfillment_assets import settings
-from fulfillment_assets.sql import literal, literals
-from fulfillment_assets.warehouse import Warehouse
+from fulfillment_assets.warehouse.resource import Warehouse
+from fulfillment_assets.warehouse.sql import literal, literals
 
 RAW = settings.RESOURCE_NAME
 STATUSES_SEEN = "order_statuses_seen"

@@ -20,7 +20,7 @@ from dagster import (
 from fulfillment_assets import settings
 from fulfillment_assets.contract import RAW_ASSET_KEY
 from fulfillment_assets.display import shown_id
-from fulfillment_assets.warehouse import Warehouse
+from fulfillment_assets.warehouse.resource import Warehouse
 
 RAW = settings.RESOURCE_NAME
 
@@ -60,7 +60,7 @@ def rows_at_latest_materialization(instance: DagsterInstance) -> int:
     event = instance.get_latest_materialization_event(RAW_ASSET_KEY)
     materialization = event.asset_materialization if event else None
     rows = materialization.metadata.get("dagster/row_count") if materialization else None
-    # The raw asset records its row count as an int (assets.py).
+    # The raw asset records its row count as an int (ingest/assets.py).
     return int(rows.value or 0) if isinstance(rows, IntMetadataValue) else 0
 
 

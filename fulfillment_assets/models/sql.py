@@ -1,12 +1,12 @@
-"""The models' SQL, written once (the project's dialect, rendered per destination by `sql.py`):
-validated and rejected rows by the row rules, the daily summary over both."""
+"""The models' SQL, written once (the project's dialect, rendered per destination by
+`warehouse/sql.py`): validated and rejected rows by the row rules, the daily summary over both."""
 
 from fulfillment_assets import settings
 from fulfillment_assets.contract import REJECTED, VALIDATED
-from fulfillment_assets.deletes import not_deleted
-from fulfillment_assets.row_rules import RowRule, row_rules
+from fulfillment_assets.ingest.deletes import not_deleted
+from fulfillment_assets.quality.row_rules import RowRule, row_rules
 from fulfillment_assets.settings import DELETED_AT
-from fulfillment_assets.sql import identifier
+from fulfillment_assets.warehouse.sql import identifier
 
 RAW = settings.RESOURCE_NAME
 

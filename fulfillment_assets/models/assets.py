@@ -21,7 +21,6 @@ from dagster import (
 )
 
 from fulfillment_assets import settings
-from fulfillment_assets.check_results import rows_at_latest_materialization
 from fulfillment_assets.contract import (
     OWNERS,
     RAW_ASSET_KEY,
@@ -32,8 +31,8 @@ from fulfillment_assets.contract import (
     VALIDATED,
     VALIDATED_KEY,
 )
-from fulfillment_assets.deletes import not_deleted
-from fulfillment_assets.model_columns import (
+from fulfillment_assets.ingest.deletes import not_deleted
+from fulfillment_assets.models.columns import (
     REJECTED_SCHEMA,
     SUMMARY_SCHEMA,
     VALIDATED_SCHEMA,
@@ -43,13 +42,14 @@ from fulfillment_assets.model_columns import (
     summary_lineage,
     validated_lineage,
 )
-from fulfillment_assets.model_sql import (
+from fulfillment_assets.models.sql import (
     RAW,
     rejected_select,
     summary_select,
     validated_select,
 )
-from fulfillment_assets.warehouse import Warehouse
+from fulfillment_assets.quality.check_results import rows_at_latest_materialization
+from fulfillment_assets.warehouse.resource import Warehouse
 
 
 class _ModelAssetAttributes(TypedDict):
@@ -199,7 +199,7 @@ def validated_plus_rejected_equals_raw(
                 f"though its latest materialization counted {rows} rows",
             )
         return AssetCheckResult(passed=True, description="no rows loaded yet")
-    # Rows the API no longer returns (see deletes.py) are in neither model.
+    # Rows the API no longer returns (see ingest/deletes.py) are in neither model.
     deleted_rows = f"SELECT count(*) FROM {RAW} WHERE NOT ({not_deleted(warehouse.columns(RAW))})"
     ((raw, validated, rejected, deleted, in_both),) = warehouse.query(
         f"SELECT (SELECT count(*) FROM {RAW}), (SELECT count(*) FROM {VALIDATED}), "

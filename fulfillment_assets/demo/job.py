@@ -1,6 +1,6 @@
 """The main job on one machine: demo API up, every asset materialized into DuckDB, a summary.
 
-    python -m fulfillment_assets.demo_job [--records N] [--verbose] [--api-fault STATUS]
+    python -m fulfillment_assets.demo.job [--records N] [--verbose] [--api-fault STATUS]
 
 Quiet by default: a line per step and per materialized asset, the load's progress (pages,
 records, rate, ETA) and today's summary. `--verbose` brings back Dagster's event log (DEBUG) and
@@ -95,11 +95,11 @@ def refresh_job(*, verbose: bool) -> Any:
     in full."""
     from dagster import Definitions
 
-    from fulfillment_assets.automation import REFRESH_JOB_NAME
+    from fulfillment_assets.automation.freshness import REFRESH_JOB_NAME
     from fulfillment_assets.definitions import defs
 
     if not verbose:
-        from fulfillment_assets.demo_progress import step_logger
+        from fulfillment_assets.demo.progress import step_logger
 
         defs = Definitions.merge(defs, Definitions(loggers={"steps": step_logger}))
     return defs.resolve_job_def(REFRESH_JOB_NAME)

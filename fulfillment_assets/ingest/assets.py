@@ -24,15 +24,15 @@ from dlt.common.configuration.exceptions import ConfigFieldMissingException
 
 from fulfillment_assets import settings
 from fulfillment_assets.contract import API_ASSET_KEY, OWNERS
+from fulfillment_assets.ingest.sync_metadata import IngestConfig, sync_metadata
+from fulfillment_assets.ingest.versions import keep_newest, record_load
 from fulfillment_assets.source import (
     API_KEY_SETTING,
     BASE_URL_SETTING,
     describe_fulfillment,
     fulfillment,
 )
-from fulfillment_assets.sync_metadata import IngestConfig, sync_metadata
-from fulfillment_assets.versions import keep_newest, record_load
-from fulfillment_assets.warehouse import Warehouse, described_pipeline
+from fulfillment_assets.warehouse.resource import Warehouse, described_pipeline
 
 # Destinations whose text and JSON types cannot hold a NUL character.
 NUL_REFUSING_DESTINATIONS = {"postgres"}

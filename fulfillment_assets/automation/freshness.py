@@ -33,8 +33,8 @@ from dagster import (
 )
 
 from fulfillment_assets import settings
+from fulfillment_assets.automation.durations import human_duration, iso_time, parse_iso_time
 from fulfillment_assets.contract import RAW_ASSET_KEY
-from fulfillment_assets.durations import human_duration, iso_time, parse_iso_time
 
 REFRESH_JOB_NAME = "fulfillment_refresh"
 

@@ -5,7 +5,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from fulfillment_assets import settings
-from fulfillment_assets.sql import identifier, literals
+from fulfillment_assets.warehouse.sql import identifier, literals
 
 
 @dataclass(frozen=True)

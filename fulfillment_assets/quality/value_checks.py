@@ -16,10 +16,10 @@ from dagster import (
 )
 
 from fulfillment_assets import settings
-from fulfillment_assets.check_results import check_metadata, offending, unjudgeable
 from fulfillment_assets.contract import RAW_ASSET_KEY
-from fulfillment_assets.sql import identifier
-from fulfillment_assets.warehouse import Warehouse
+from fulfillment_assets.quality.check_results import check_metadata, offending, unjudgeable
+from fulfillment_assets.warehouse.resource import Warehouse
+from fulfillment_assets.warehouse.sql import identifier
 
 RAW = settings.RESOURCE_NAME
 

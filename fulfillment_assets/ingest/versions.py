@@ -27,8 +27,8 @@ from dagster import MetadataValue
 from dlt.extract.source import DltSource
 
 from fulfillment_assets import settings
-from fulfillment_assets.sql import literal, literals, render
-from fulfillment_assets.warehouse import Warehouse
+from fulfillment_assets.warehouse.resource import Warehouse
+from fulfillment_assets.warehouse.sql import literal, literals, render
 
 RAW = settings.RESOURCE_NAME
 VERSIONS = f"{settings.RESOURCE_NAME}_versions"

@@ -14,14 +14,15 @@ from dagster import (
     asset_check,
 )
 
-from fulfillment_assets import history, settings
-from fulfillment_assets.check_results import check_metadata, offending, unjudgeable
+from fulfillment_assets import settings
 from fulfillment_assets.contract import RAW_ASSET_KEY
 from fulfillment_assets.display import LISTED_VALUES, listed, shown, shown_counts
-from fulfillment_assets.row_rules import row_rules
-from fulfillment_assets.schema_checks import schema_contract
-from fulfillment_assets.sql import literals
-from fulfillment_assets.warehouse import Warehouse
+from fulfillment_assets.quality import history
+from fulfillment_assets.quality.check_results import check_metadata, offending, unjudgeable
+from fulfillment_assets.quality.row_rules import row_rules
+from fulfillment_assets.quality.schema_checks import schema_contract
+from fulfillment_assets.warehouse.resource import Warehouse
+from fulfillment_assets.warehouse.sql import literals
 
 RAW = settings.RESOURCE_NAME
 

@@ -28,10 +28,10 @@ from dagster import (
 )
 
 from fulfillment_assets import settings
-from fulfillment_assets.alerts import post_alert, redact
-from fulfillment_assets.automation import REFRESH_JOB_NAME, freshness_summary
+from fulfillment_assets.automation.alerts import post_alert, redact
+from fulfillment_assets.automation.durations import iso_time
+from fulfillment_assets.automation.freshness import REFRESH_JOB_NAME, freshness_summary
 from fulfillment_assets.contract import RAW_ASSET_KEY
-from fulfillment_assets.durations import iso_time
 
 STALE = "stale"
 REFRESH = "refresh"

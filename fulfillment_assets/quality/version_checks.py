@@ -1,8 +1,8 @@
 """A check on the raw table's versions: records the API sent older than the version stored.
 
-The merge keeps them out (`versions.py`: newest `updated_at` wins across loads), so the table is
-right; an API that serves older versions (a lagging replica) is still worth knowing about, as a
-warning naming the ids (WARN severity never blocks downstream).
+The merge keeps them out (`ingest/versions.py`: newest `updated_at` wins across loads), so the
+table is right; an API that serves older versions (a lagging replica) is still worth knowing
+about, as a warning naming the ids (WARN severity never blocks downstream).
 """
 
 from dagster import (
@@ -13,11 +13,11 @@ from dagster import (
     asset_check,
 )
 
-from fulfillment_assets.check_results import check_metadata, unjudgeable
 from fulfillment_assets.contract import RAW_ASSET_KEY
 from fulfillment_assets.display import shown_id
-from fulfillment_assets.versions import DISCARDED_COUNT, DISCARDED_SAMPLE
-from fulfillment_assets.warehouse import Warehouse
+from fulfillment_assets.ingest.versions import DISCARDED_COUNT, DISCARDED_SAMPLE
+from fulfillment_assets.quality.check_results import check_metadata, unjudgeable
+from fulfillment_assets.warehouse.resource import Warehouse
 
 
 @asset_check(

@@ -17,8 +17,8 @@ from dagster import Failure
 
 from fulfillment_assets import settings
 from fulfillment_assets.settings import DELETED_AT
-from fulfillment_assets.sql import literal
-from fulfillment_assets.warehouse import Warehouse
+from fulfillment_assets.warehouse.resource import Warehouse
+from fulfillment_assets.warehouse.sql import literal
 
 MAX_DELETE_FRACTION_SETTING = "SOURCES__FULFILLMENT__MAX_DELETE_FRACTION"
 DEFAULT_MAX_DELETE_FRACTION = 0.5

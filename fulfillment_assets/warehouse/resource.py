@@ -1,7 +1,7 @@
 """The destination: the dlt pipeline that loads it and a Dagster resource that queries it.
 
-Checks and models write their SQL once (`fulfillment_assets.sql`); the `Warehouse` renders it for
-the configured destination's dialect and identifier rules and runs it through dlt's SQL client.
+Checks and models write their SQL once (`sql.py`); the `Warehouse` renders it for the configured
+destination's dialect and identifier rules and runs it through dlt's SQL client.
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ from dlt.common.destination.configuration import ParquetFormatConfiguration
 from dlt.common.destination.exceptions import UnknownDestinationModule
 from pydantic import Field
 
-from fulfillment_assets import duckdb_file, settings, sql
-from fulfillment_assets.run_liveness import fail_dead_runs, hold_run_liveness
-from fulfillment_assets.sql import Dialect
+from fulfillment_assets import settings
+from fulfillment_assets.warehouse import duckdb_file, sql
+from fulfillment_assets.warehouse.run_liveness import fail_dead_runs, hold_run_liveness
+from fulfillment_assets.warehouse.sql import Dialect
 
 logger = logging.getLogger(__name__)
 
@@ -218,7 +219,7 @@ class Warehouse(ConfigurableResource):
             return client.make_qualified_table_name(name)
 
     def query(self, statement: str) -> list[tuple[Any, ...]]:
-        """Rows of one statement of the project's SQL (see `fulfillment_assets.sql`)."""
+        """Rows of one statement of the project's SQL (see `fulfillment_assets.warehouse.sql`)."""
         with self._sql_client() as client:
             rendered = sql.render(statement, self._dialect(client))
             logger.debug("project SQL: %s", statement)
