@@ -20,6 +20,8 @@ ruff check .
 ruff format --check .
 # Every distribution the code imports is declared in pyproject.toml ([tool.deptry] says how).
 deptry .
+# The layers import one way only, and the source without Dagster ([tool.importlinter]).
+lint-imports
 # dg reads [tool.dg] in pyproject.toml; VIRTUAL_ENV tells it the project's .venv is the active one.
 VIRTUAL_ENV="$PWD/.venv" dg check defs
 # The type checker: [tool.mypy] in pyproject.toml says what it checks.

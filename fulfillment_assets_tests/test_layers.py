@@ -1,0 +1,59 @@
+"""Importing a quality helper builds no dlt pipeline (issue 19).
+
+The raw asset's decorator builds the dlt source and a pipeline when `ingest/assets.py` is imported;
+the asset keys the checks name live in `contract.py`, so the checks never import it. Each import
+runs in a fresh interpreter: this test process has imported the whole code location already.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from fulfillment_assets_tests.dagster_server import REPO_ROOT, subprocess_environment
+
+# Records every `dlt.pipeline` call, imports the contract and every module of `quality/`, and
+# prints what was built and loaded.
+IMPORT_QUALITY = """
+import importlib, json, pkgutil, sys
+import dlt
+
+calls = []
+build_pipeline = dlt.pipeline
+def recorded_pipeline(*args, **kwargs):
+    calls.append(kwargs.get("pipeline_name") or (args[0] if args else None))
+    return build_pipeline(*args, **kwargs)
+dlt.pipeline = recorded_pipeline
+
+import fulfillment_assets.contract
+import fulfillment_assets.quality as quality
+imported = [
+    importlib.import_module(f"{quality.__name__}.{module.name}").__name__
+    for module in pkgutil.iter_modules(quality.__path__)
+]
+print(json.dumps({
+    "imported": imported,
+    "pipelines": calls,
+    "loaded": sorted(name for name in sys.modules if name.startswith("fulfillment_assets.")),
+}))
+"""
+
+
+def test_importing_the_checks_and_the_contract_builds_no_pipeline(tmp_path: Path) -> None:
+    finished = subprocess.run(
+        [sys.executable, "-c", IMPORT_QUALITY],
+        cwd=REPO_ROOT,
+        env=subprocess_environment({"FULFILLMENT_DATA_DIR": str(tmp_path / "data")}),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert finished.returncode == 0, finished.stderr
+    report = json.loads(finished.stdout.splitlines()[-1])
+    assert "fulfillment_assets.quality.check_results" in report["imported"]
+    assert "fulfillment_assets.quality.checks" in report["imported"]
+    assert report["pipelines"] == []
+    assert "fulfillment_assets.ingest.assets" not in report["loaded"], report["loaded"]
+    assert "fulfillment_assets.definitions" not in report["loaded"], report["loaded"]
