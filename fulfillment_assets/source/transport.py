@@ -28,8 +28,9 @@ from fulfillment_assets.source.deadline import (
 )
 from fulfillment_assets.source.pacing import RateLimitPacer, announced_wait
 
-# 19 digits or more: an integer that may be past 64 bits (2**63 has 19).
-_LONG_DIGITS = re.compile(rb"\d{19,}")
+# A JSON number of 19 digits or more (2**63 has 19): an integer that may be past 64 bits. Only
+# as a value (after `:`, `[` or `,`): a long digit string such as a tracking number is quoted.
+_LONG_DIGITS = re.compile(rb"[:\[,]\s*-?\d{19,}\s*[,}\]]")
 
 
 class PageResponse(requests.Response):
@@ -49,8 +50,8 @@ class PageResponse(requests.Response):
             self._parsed = orjson.loads(self.body)
             if _LONG_DIGITS.search(self.body):
                 # orjson reads an integer past 64 bits as a double: 2**70 and 2**70 + 1 would be
-                # one value. A page with such digits (or a long digit string) is read again by
-                # Python's parser, whose integers are exact; orjson has judged it valid JSON.
+                # one value. A page with such a number is read again by Python's parser, whose
+                # integers are exact; orjson has judged it valid JSON.
                 self._parsed = json.loads(self.body)
         return self._parsed
 
