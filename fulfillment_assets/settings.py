@@ -103,7 +103,7 @@ COLUMN_DESCRIPTIONS: dict[str, str] = {
 
 # Data-quality thresholds, as the fraction of rows that break a rule: above `warn_above` the check
 # fails with WARN severity (shown, does not block), above `error_above` with ERROR (blocks the
-# downstream tables). Documented in the README.
+# downstream tables). Documented in docs/architecture.md ("The checks in detail").
 @dataclass(frozen=True)
 class Threshold:
     warn_above: float

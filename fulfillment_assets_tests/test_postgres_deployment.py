@@ -1,6 +1,6 @@
-"""The project as README "Outgrowing one machine" deploys it: `dg dev` with the Dagster instance
-storage on PostgreSQL (docs/dagster.postgres.yaml, as the README shows it) and the warehouse on
-the same server, a `fulfillment_refresh` run launched through GraphQL."""
+"""The project as docs/configuration.md "Outgrowing one machine" deploys it: `dg dev` with the
+Dagster instance storage on PostgreSQL (docs/dagster.postgres.yaml, as the README shows it) and
+the warehouse on the same server, a `fulfillment_refresh` run launched through GraphQL."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""The checks' and models' SQL, written once, renders for every destination the README names and
-parses back in that dialect; identifiers follow each destination's rules."""
+"""The checks' and models' SQL, written once, renders for every destination
+docs/configuration.md names and parses back in that dialect; identifiers follow each
+destination's rules."""
 
 from __future__ import annotations
 

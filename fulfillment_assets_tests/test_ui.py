@@ -1,6 +1,7 @@
 """The Dagster UI in headless Chromium, step by step as the README's "The Dagster UI" section
 says: Lineage and "Materialize all (4)", then Catalog and the raw table's page with its checks,
-columns, row count and freshness, and the checks after a run that failed to execute.
+columns, row count and freshness, and the checks after a run that failed to execute (as
+docs/operations.md "Reading a run in the UI" says).
 Screenshots go to test-artifacts/ui/."""
 
 from __future__ import annotations
@@ -325,8 +326,8 @@ def test_checks_after_a_run_that_failed_to_execute(
         project.api.configure(fail_status=None)
     assert status == "FAILURE", project.dagster.log_tail(lines=80)
 
-    # As the README says: every check of the raw table is listed as failed, in red; each one's
-    # latest execution reads "Execution failed".
+    # As docs/operations.md says: every check of the raw table is listed as failed, in red; each
+    # one's latest execution reads "Execution failed".
     _open_raw_table(page, project)
     page.get_by_role("tab", name="Checks").click()
     expect(page.get_by_text(f"Checks ({len(CHECK_STATUSES)})")).to_be_visible()

@@ -114,7 +114,7 @@ class Warehouse(ConfigurableResource):
     """Runs SQL in the fulfillment dataset of the configured destination.
 
     Its fields show in the UI's Resources tab; each left empty is read from the environment at
-    run time (README "Configuration"), and a value set here or in a run's config wins.
+    run time (docs/configuration.md), and a value set here or in a run's config wins.
     """
 
     destination: str | None = Field(
