@@ -28,10 +28,11 @@ from dagster import (
 )
 
 from fulfillment_assets import settings
-from fulfillment_assets.automation.alerts import post_alert, redact
+from fulfillment_assets.automation.alerts import post_alert
 from fulfillment_assets.automation.durations import iso_time
 from fulfillment_assets.automation.freshness import REFRESH_JOB_NAME, freshness_summary
 from fulfillment_assets.contract import RAW_ASSET_KEY
+from fulfillment_assets.masking import KeyMask
 
 STALE = "stale"
 REFRESH = "refresh"
@@ -223,6 +224,6 @@ def fulfillment_alert_sensor(context: SensorEvaluationContext) -> SkipReason:
     summary = f"sent {len(delivered)} of {len(sent)} message(s)" if sent else "nothing changed"
     summary += f"; open incidents: {', '.join(sorted(after)) or 'none'}"
     for text in delivered:
-        context.log.info(f"sent: {redact(text.splitlines()[0])}")
+        context.log.info(f"sent: {KeyMask.configured()(text.splitlines()[0])}")
     context.log.info(summary)
     return SkipReason(summary)
