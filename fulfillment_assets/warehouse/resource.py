@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import dlt
-import filelock
 from dagster import ConfigurableResource, Failure, InitResourceContext
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.common.destination import Destination
@@ -24,7 +23,7 @@ from dlt.common.destination.exceptions import UnknownDestinationModule
 from pydantic import Field
 
 from fulfillment_assets import settings
-from fulfillment_assets.warehouse import duckdb_file, sql
+from fulfillment_assets.warehouse import duckdb_file, locks, sql
 from fulfillment_assets.warehouse.run_liveness import fail_dead_runs, hold_run_liveness
 from fulfillment_assets.warehouse.sql import Dialect
 
@@ -162,14 +161,8 @@ class Warehouse(ConfigurableResource):
         working dir, so a file lock next to it decides.
         """
         settings.pipelines_dir().mkdir(parents=True, exist_ok=True)
-        lock = duckdb_file.machine_lock(
-            str(settings.pipelines_dir() / f"{settings.PIPELINE_NAME}.lock")
-        )
-        try:
-            lock.acquire(timeout=0)
-        except filelock.Timeout:
-            (log or logger).info("another load of the fulfillment pipeline runs: waiting for it")
-            lock.acquire()
+        lock = locks.machine_lock(str(settings.pipelines_dir() / f"{settings.PIPELINE_NAME}.lock"))
+        locks.acquire(lock, "the fulfillment pipeline (another load runs)", log or logger)
         try:
             with self._errors_explained():
                 pipeline = fulfillment_pipeline(destination=self._destination())

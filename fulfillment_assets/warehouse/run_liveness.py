@@ -52,7 +52,8 @@ def hold_run_liveness(run_id: str) -> Iterator[Path]:
     staging = path.with_suffix(".new")
     fd = os.open(staging, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        # A file of this process's own, just created: nothing else takes it, so never a wait.
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         holder = {"run_id": run_id, "pid": os.getpid(), "host": socket.gethostname()}
         os.write(fd, json.dumps(holder).encode())
         os.replace(staging, path)
