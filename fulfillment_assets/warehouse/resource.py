@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import dlt
-from dagster import ConfigurableResource, Failure, InitResourceContext
+from dagster import ConfigurableResource, Failure
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.common.destination import Destination
 from dlt.common.destination.configuration import ParquetFormatConfiguration
@@ -24,7 +24,6 @@ from pydantic import Field
 
 from fulfillment_assets import settings
 from fulfillment_assets.warehouse import duckdb_file, locks, sql
-from fulfillment_assets.warehouse.run_liveness import fail_dead_runs, hold_run_liveness
 from fulfillment_assets.warehouse.sql import Dialect
 
 logger = logging.getLogger(__name__)
@@ -139,17 +138,6 @@ class Warehouse(ConfigurableResource):
 
     def _errors_explained(self) -> Any:
         return duckdb_file.clear_errors(self.duckdb_memory_limit)
-
-    @contextmanager
-    def yield_for_execution(self, context: InitResourceContext) -> Iterator[Warehouse]:
-        """Every run of the project uses the warehouse: while it does, its process holds a
-        liveness lock, and runs whose process died before it are marked failed first."""
-        if context.run is None or context.instance is None:
-            yield self
-            return
-        fail_dead_runs(context.instance, context.log)
-        with hold_run_liveness(context.run.run_id):
-            yield self
 
     @contextmanager
     def loading_pipeline(self, log: logging.Logger | None = None) -> Iterator[dlt.Pipeline]:
