@@ -19,6 +19,7 @@ from fulfillment_assets.quality.value_checks import values_of_their_column_type
 from fulfillment_assets.quality.version_checks import updated_at_never_goes_back
 from fulfillment_assets.quality.walk_checks import no_rows_marked_deleted, walk_complete
 from fulfillment_assets.warehouse.resource import Warehouse
+from fulfillment_assets.warehouse.run_liveness import RUN_LIVENESS, RunLiveness
 
 # One freshness policy for the raw table and everything built on it.
 fresh_assets = map_asset_specs(
@@ -40,7 +41,12 @@ defs = Definitions(
     jobs=[fulfillment_refresh_job],
     schedules=[fulfillment_refresh_schedule],
     sensors=[fulfillment_freshness_sensor, fulfillment_alert_sensor, fulfillment_dead_run_sensor],
-    resources={"dlt": DagsterDltResource(), "warehouse": Warehouse()},
+    resources={
+        "dlt": DagsterDltResource(),
+        "warehouse": Warehouse(),
+        # Required by every asset and check: dead runs failed, this run's liveness held.
+        RUN_LIVENESS: RunLiveness(),
+    },
     # One process per step buys nothing here: the steps are I/O-bound SQL and HTTP, and a
     # process costs seconds per run.
     executor=in_process_executor,

@@ -165,6 +165,12 @@ def duckdb_memory_limit() -> str:
     return os.environ.get("FULFILLMENT_DUCKDB_MEMORY_LIMIT", "128MB")
 
 
+def lock_wait_seconds() -> float:
+    """The longest wait for a lock another process of the project holds (the loading
+    pipeline's, the DuckDB file's): FULFILLMENT_LOCK_WAIT_SECONDS, 6 h by default."""
+    return float(os.environ.get("FULFILLMENT_LOCK_WAIT_SECONDS", str(6 * 3600)))
+
+
 def destination_name() -> str:
     """The dlt destination (FULFILLMENT_DESTINATION): duckdb by default, any dlt destination."""
     return os.environ.get("FULFILLMENT_DESTINATION", "duckdb")

@@ -11,12 +11,12 @@ from collections.abc import Iterator
 import pytest
 from dagster import DagsterInstance, SkipReason, build_sensor_context
 
-from fulfillment_assets.automation.alerts import redact
 from fulfillment_assets.automation.freshness import REFRESH_JOB_NAME
 from fulfillment_assets.automation.incidents import fulfillment_alert_sensor
 from fulfillment_assets.contract import RAW_ASSET_KEY
 from fulfillment_assets.definitions import defs
 from fulfillment_assets.demo_api import DemoApiServer
+from fulfillment_assets.masking import KeyMask
 from fulfillment_assets_tests.conftest import TEST_API_KEY
 from fulfillment_assets_tests.webhook_receiver import WebhookReceiver
 
@@ -181,10 +181,10 @@ def test_redaction_masks_the_key_and_credential_values() -> None:
         f"GET http://api/v1/fulfillment?offset=0&api_key={TEST_API_KEY}&limit=100 failed; "
         "token: abc123 password=hunter2 Authorization: Bearer xyz"
     )
-    masked = redact(text, [TEST_API_KEY])
+    masked = KeyMask(TEST_API_KEY)(text)
     assert TEST_API_KEY not in masked
     assert "api_key=***" in masked and "offset=0" in masked and "limit=100" in masked
     for value in ("abc123", "hunter2", "xyz"):
         assert value not in masked
     # Without knowing the key, its query parameter is still masked.
-    assert TEST_API_KEY not in redact(text)
+    assert TEST_API_KEY not in KeyMask()(text)

@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable
+
+from fulfillment_assets.masking import KeyMask
 
 ATTEMPTS = 3
 TIMEOUT_SECONDS = 10.0
@@ -24,37 +24,12 @@ RETRY_BASE_SECONDS = 1.0
 # Slack shows about this many characters of a message before folding it.
 MAX_TEXT = 3000
 
-# `api_key=...` in a URL or a message, and the usual names of credentials in `name=value` or
-# `name: value` form: their values never leave the machine.
-_CREDENTIAL = re.compile(
-    r"(?i)\b(api[_-]?key|access[_-]?token|token|secret|password|authorization)"
-    r"(\"?\s*[=:]\s*\"?)(?:bearer\s+)?[^\s&\"',;)]+"
-)
-
-
-def known_secrets() -> list[str]:
-    """The configured API key, wherever dlt would read it from, so it is masked verbatim too."""
-    values = [os.environ.get("SOURCES__FULFILLMENT__API_KEY", "")]
-    try:
-        import dlt
-
-        values.append(str(dlt.secrets.get("sources.fulfillment.api_key") or ""))
-    except Exception:  # no secrets file or no key: nothing more to mask
-        pass
-    return [value for value in values if len(value) >= 4]
-
-
-def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """`text` without credentials: known values and `api_key=...` values become `***`."""
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return _CREDENTIAL.sub(lambda match: f"{match.group(1)}{match.group(2)}***", text)
-
 
 def post_alert(url: str, text: str, log: logging.Logger) -> bool:
     """POST `{"text": text}` to the webhook, a few attempts; False (and logged) if none got
     through. Never raises: a webhook that is down must not break what reports to it."""
-    text = redact(text, known_secrets())
+    mask = KeyMask.configured()
+    text = mask(text)
     if len(text) > MAX_TEXT:
         text = text[: MAX_TEXT - 1] + "…"
     body = json.dumps({"text": text}).encode()
@@ -70,7 +45,7 @@ def post_alert(url: str, text: str, log: logging.Logger) -> bool:
                 response.read()
             return True
         except (OSError, ValueError) as problem:  # URLError, HTTPError, timeouts, a bad URL
-            reason = redact(str(getattr(problem, "reason", problem)), known_secrets())
+            reason = mask(str(getattr(problem, "reason", problem)))
             log.warning(f"alert to {where} failed (attempt {attempt} of {ATTEMPTS}): {reason}")
         if attempt < ATTEMPTS:
             time.sleep(base * 2 ** (attempt - 1))

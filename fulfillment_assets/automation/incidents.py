@@ -28,16 +28,15 @@ from dagster import (
 )
 
 from fulfillment_assets import settings
-from fulfillment_assets.automation.alerts import post_alert, redact
+from fulfillment_assets.automation.alerts import post_alert
 from fulfillment_assets.automation.durations import iso_time
+from fulfillment_assets.automation.errors import error_chain, is_check_failure
 from fulfillment_assets.automation.freshness import REFRESH_JOB_NAME, freshness_summary
 from fulfillment_assets.contract import RAW_ASSET_KEY
+from fulfillment_assets.masking import KeyMask
 
 STALE = "stale"
 REFRESH = "refresh"
-# Raised by Dagster for blocking checks that failed with ERROR: reported per check, not as a
-# failed refresh.
-CHECK_FAILED_ERROR = "DagsterAssetCheckFailedError"
 PAGE = 100
 
 Incidents = dict[str, dict[str, Any]]
@@ -79,11 +78,7 @@ def _ended_runs(instance: DagsterInstance, after: int | None) -> list[tuple[int,
 
 def _error_text(error: Any) -> str:
     """An error and its causes, as the run page shows them (Dagster wraps user errors)."""
-    messages = []
-    while error is not None:
-        messages.append(error.message.strip())
-        error = error.cause
-    return "\n".join(messages)
+    return "\n".join(cause.message.strip() for cause in error_chain(error))
 
 
 def _apply_run(
@@ -138,7 +133,7 @@ def _apply_run(
         if event
         and event.is_step_failure
         and event.step_failure_data.error
-        and event.step_failure_data.error.cls_name != CHECK_FAILED_ERROR
+        and not is_check_failure(event.step_failure_data.error)
     ]
     if failures or not any(e and e.is_step_failure for e in events):
         what = "the run failed before any step"
@@ -223,6 +218,6 @@ def fulfillment_alert_sensor(context: SensorEvaluationContext) -> SkipReason:
     summary = f"sent {len(delivered)} of {len(sent)} message(s)" if sent else "nothing changed"
     summary += f"; open incidents: {', '.join(sorted(after)) or 'none'}"
     for text in delivered:
-        context.log.info(f"sent: {redact(text.splitlines()[0])}")
+        context.log.info(f"sent: {KeyMask.configured()(text.splitlines()[0])}")
     context.log.info(summary)
     return SkipReason(summary)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from fulfillment_assets import settings
+from fulfillment_assets.automation.errors import error_chain
 from fulfillment_assets.demo_api import DemoApiOptions, DemoApiServer
 
 # The source logs its page walk here at INFO (pages, records, rate, ETA).
@@ -108,11 +109,10 @@ def refresh_job(*, verbose: bool) -> Any:
 def _error_lines(error: Any, verbose: bool) -> list[str]:
     """An error with every cause, in full; the stack too when verbose."""
     lines = []
-    while error is not None:
-        lines += error.message.rstrip().splitlines()
+    for cause in error_chain(error):
+        lines += cause.message.rstrip().splitlines()
         if verbose:
-            lines += "".join(error.stack).rstrip().splitlines()
-        error = error.cause
+            lines += "".join(cause.stack).rstrip().splitlines()
     return lines
 
 

@@ -33,6 +33,7 @@ from fulfillment_assets.source import (
     fulfillment,
 )
 from fulfillment_assets.warehouse.resource import Warehouse, described_pipeline
+from fulfillment_assets.warehouse.run_liveness import RunLiveness
 
 # Destinations whose text and JSON types cannot hold a NUL character.
 NUL_REFUSING_DESTINATIONS = {"postgres"}
@@ -203,6 +204,7 @@ def fulfillment_dlt_assets(
     context: AssetExecutionContext,
     dlt: DagsterDltResource,
     warehouse: Warehouse,
+    run_liveness: RunLiveness,
     config: IngestConfig,
 ) -> Iterator[Any]:
     """Loads the fulfillment API into the raw table; configuration is resolved per run."""

@@ -50,6 +50,7 @@ from fulfillment_assets.models.sql import (
 )
 from fulfillment_assets.quality.check_results import rows_at_latest_materialization
 from fulfillment_assets.warehouse.resource import Warehouse
+from fulfillment_assets.warehouse.run_liveness import RunLiveness
 
 
 class _ModelAssetAttributes(TypedDict):
@@ -110,7 +111,9 @@ def _table_result(
         "present and of their declared types, order_status an accepted status."
     ),
 )
-def orders_validated(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
+def orders_validated(
+    context: AssetExecutionContext, warehouse: Warehouse, run_liveness: RunLiveness
+) -> MaterializeResult:
     raw_columns = _raw_columns(context, warehouse)
     if not raw_columns:
         context.log.info("the raw table does not exist yet: nothing to validate")
@@ -132,7 +135,9 @@ def orders_validated(context: AssetExecutionContext, warehouse: Warehouse) -> Ma
         "`rejection_reasons` listing every rule it breaks. validated + rejected = raw."
     ),
 )
-def orders_rejected(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
+def orders_rejected(
+    context: AssetExecutionContext, warehouse: Warehouse, run_liveness: RunLiveness
+) -> MaterializeResult:
     raw_columns = _raw_columns(context, warehouse)
     if not raw_columns:
         context.log.info("the raw table does not exist yet: nothing rejected")
@@ -171,7 +176,7 @@ def orders_rejected(context: AssetExecutionContext, warehouse: Warehouse) -> Mat
         "and rejected orders per day (`quality` = 'rejected'), ready to chart."
     ),
 )
-def orders_daily_summary(warehouse: Warehouse) -> MaterializeResult:
+def orders_daily_summary(warehouse: Warehouse, run_liveness: RunLiveness) -> MaterializeResult:
     validated, rejected = warehouse.columns(VALIDATED), warehouse.columns(REJECTED)
     warehouse.replace_table(SUMMARY, summary_select(validated, rejected))
     lineage = summary_lineage(VALIDATED_KEY, REJECTED_KEY, validated, rejected)
@@ -188,7 +193,7 @@ def orders_daily_summary(warehouse: Warehouse) -> MaterializeResult:
     ),
 )
 def validated_plus_rejected_equals_raw(
-    context: AssetCheckExecutionContext, warehouse: Warehouse
+    context: AssetCheckExecutionContext, warehouse: Warehouse, run_liveness: RunLiveness
 ) -> AssetCheckResult:
     if not warehouse.columns(RAW):
         if rows := rows_at_latest_materialization(context.instance):

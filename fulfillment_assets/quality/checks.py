@@ -22,6 +22,7 @@ from fulfillment_assets.quality.check_results import check_metadata, offending, 
 from fulfillment_assets.quality.row_rules import row_rules
 from fulfillment_assets.quality.schema_checks import schema_contract
 from fulfillment_assets.warehouse.resource import Warehouse
+from fulfillment_assets.warehouse.run_liveness import RunLiveness
 from fulfillment_assets.warehouse.sql import literals
 
 RAW = settings.RESOURCE_NAME
@@ -98,7 +99,9 @@ def _threshold_check(rule_name: str, column: str, description: str) -> AssetChec
     """A blocking check of one row rule against its thresholds in settings.CHECK_THRESHOLDS."""
 
     @asset_check(asset=RAW_ASSET_KEY, name=rule_name, blocking=True, description=description)
-    def _check(context: AssetCheckExecutionContext, warehouse: Warehouse) -> AssetCheckResult:
+    def _check(
+        context: AssetCheckExecutionContext, warehouse: Warehouse, run_liveness: RunLiveness
+    ) -> AssetCheckResult:
         if early := unjudgeable(context.instance, warehouse, ("id", column)):
             return early
         columns = warehouse.columns(RAW)
@@ -144,7 +147,7 @@ order_status_accepted = _threshold_check(
     ),
 )
 def id_unique_and_not_null(
-    context: AssetCheckExecutionContext, warehouse: Warehouse
+    context: AssetCheckExecutionContext, warehouse: Warehouse, run_liveness: RunLiveness
 ) -> AssetCheckResult:
     if early := unjudgeable(context.instance, warehouse, ("id", "_dlt_load_id")):
         return early

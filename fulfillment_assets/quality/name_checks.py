@@ -18,6 +18,7 @@ from fulfillment_assets.contract import RAW_ASSET_KEY
 from fulfillment_assets.quality.check_results import unjudgeable
 from fulfillment_assets.source.arrow import COLLISION_SUFFIX
 from fulfillment_assets.warehouse.resource import Warehouse
+from fulfillment_assets.warehouse.run_liveness import RunLiveness
 
 
 @asset_check(
@@ -31,7 +32,7 @@ from fulfillment_assets.warehouse.resource import Warehouse
     ),
 )
 def field_names_distinct(
-    context: AssetCheckExecutionContext, warehouse: Warehouse
+    context: AssetCheckExecutionContext, warehouse: Warehouse, run_liveness: RunLiveness
 ) -> AssetCheckResult:
     # Like every check: an unreadable table is an ERROR, never "every field has a column";
     # nothing loaded yet is a pass.

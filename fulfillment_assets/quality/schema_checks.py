@@ -15,6 +15,7 @@ from fulfillment_assets.quality import history
 from fulfillment_assets.quality.check_results import check_metadata, offending, unjudgeable
 from fulfillment_assets.quality.row_rules import variant_columns
 from fulfillment_assets.warehouse.resource import Warehouse
+from fulfillment_assets.warehouse.run_liveness import RunLiveness
 from fulfillment_assets.warehouse.sql import identifier
 
 RAW = settings.RESOURCE_NAME
@@ -30,7 +31,9 @@ RAW = settings.RESOURCE_NAME
         "are gone is reported as cleared, with when it was last seen, and does not fail."
     ),
 )
-def schema_contract(context: AssetCheckExecutionContext, warehouse: Warehouse) -> AssetCheckResult:
+def schema_contract(
+    context: AssetCheckExecutionContext, warehouse: Warehouse, run_liveness: RunLiveness
+) -> AssetCheckResult:
     if early := unjudgeable(context.instance, warehouse, ()):
         return early
     columns = warehouse.columns(RAW)

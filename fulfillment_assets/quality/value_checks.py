@@ -19,6 +19,7 @@ from fulfillment_assets import settings
 from fulfillment_assets.contract import RAW_ASSET_KEY
 from fulfillment_assets.quality.check_results import check_metadata, offending, unjudgeable
 from fulfillment_assets.warehouse.resource import Warehouse
+from fulfillment_assets.warehouse.run_liveness import RunLiveness
 from fulfillment_assets.warehouse.sql import identifier
 
 RAW = settings.RESOURCE_NAME
@@ -36,7 +37,7 @@ RAW = settings.RESOURCE_NAME
     ),
 )
 def values_of_their_column_type(
-    context: AssetCheckExecutionContext, warehouse: Warehouse
+    context: AssetCheckExecutionContext, warehouse: Warehouse, run_liveness: RunLiveness
 ) -> AssetCheckResult:
     if early := unjudgeable(context.instance, warehouse, ()):
         return early

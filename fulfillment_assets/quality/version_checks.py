@@ -18,6 +18,7 @@ from fulfillment_assets.display import shown_id
 from fulfillment_assets.ingest.versions import DISCARDED_COUNT, DISCARDED_SAMPLE
 from fulfillment_assets.quality.check_results import check_metadata, unjudgeable
 from fulfillment_assets.warehouse.resource import Warehouse
+from fulfillment_assets.warehouse.run_liveness import RunLiveness
 
 
 @asset_check(
@@ -31,7 +32,7 @@ from fulfillment_assets.warehouse.resource import Warehouse
     ),
 )
 def updated_at_never_goes_back(
-    context: AssetCheckExecutionContext, warehouse: Warehouse
+    context: AssetCheckExecutionContext, warehouse: Warehouse, run_liveness: RunLiveness
 ) -> AssetCheckResult:
     # Never a pass on a table it cannot see, like every check here.
     if early := unjudgeable(context.instance, warehouse, ("id", "updated_at")):

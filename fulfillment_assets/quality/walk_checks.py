@@ -23,6 +23,7 @@ from fulfillment_assets.display import shown
 from fulfillment_assets.quality.check_results import check_metadata, unjudgeable
 from fulfillment_assets.settings import DELETED_AT
 from fulfillment_assets.warehouse.resource import Warehouse
+from fulfillment_assets.warehouse.run_liveness import RunLiveness
 
 RAW = settings.RESOURCE_NAME
 
@@ -47,7 +48,9 @@ def _latest_sync(context: AssetCheckExecutionContext) -> dict[str, Any]:
         "walk marks nothing deleted."
     ),
 )
-def walk_complete(context: AssetCheckExecutionContext, warehouse: Warehouse) -> AssetCheckResult:
+def walk_complete(
+    context: AssetCheckExecutionContext, warehouse: Warehouse, run_liveness: RunLiveness
+) -> AssetCheckResult:
     if early := unjudgeable(context.instance, warehouse, ("id",)):
         return early
     sync = _latest_sync(context)
@@ -83,7 +86,7 @@ def walk_complete(context: AssetCheckExecutionContext, warehouse: Warehouse) -> 
     ),
 )
 def no_rows_marked_deleted(
-    context: AssetCheckExecutionContext, warehouse: Warehouse
+    context: AssetCheckExecutionContext, warehouse: Warehouse, run_liveness: RunLiveness
 ) -> AssetCheckResult:
     if early := unjudgeable(context.instance, warehouse, ("id",)):
         return early

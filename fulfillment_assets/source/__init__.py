@@ -35,6 +35,7 @@ from dlt.extract.source import DltSource
 from dlt.sources.rest_api import RESTAPIConfig, rest_api_resources
 
 from fulfillment_assets import settings
+from fulfillment_assets.masking import KeyMask
 from fulfillment_assets.source.arrow import (
     ID_TYPE_SETTING,
     ColumnTypes,
@@ -50,7 +51,6 @@ from fulfillment_assets.source.http import (
     FulfillmentApiError,
     FulfillmentHttpError,
     FulfillmentPageError,
-    KeyMask,
     check_base_url,
     raise_for_status,
     retrying_client,
@@ -67,7 +67,6 @@ __all__ = [
     "FulfillmentApiError",
     "FulfillmentHttpError",
     "FulfillmentPageError",
-    "KeyMask",
     "arrow_batches",
     "check_base_url",
     "describe_fulfillment",

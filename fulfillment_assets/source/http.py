@@ -4,8 +4,7 @@
 - `PageDeadlineAdapter`: a page (connect, headers, body) must arrive within `request_timeout`, so a
   body dripping a few bytes a second times out instead of hanging the run;
 - `PageResponse`: a response whose JSON body is parsed once, with orjson, however often dlt asks;
-- `KeyMask`: the API key in every form the project knows (raw, URL-encoded, `api_key=` in a URL,
-  credentials in `base_url`), masked in every message this package raises.
+- every message this package raises is masked by `masking.KeyMask` (the API key in every form).
 """
 
 from __future__ import annotations
@@ -14,12 +13,13 @@ import re
 from collections.abc import Callable
 from ipaddress import ip_address
 from typing import Any
-from urllib.parse import quote, quote_plus, unquote, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 from dlt.sources.helpers.requests import Client
 
 from fulfillment_assets import settings
+from fulfillment_assets.masking import KeyMask
 from fulfillment_assets.source.api_message import api_message
 from fulfillment_assets.source.pacing import announced_wait
 
@@ -29,8 +29,6 @@ API_KEY_SETTING = (
 BASE_URL_SETTING = (
     "SOURCES__FULFILLMENT__BASE_URL (or base_url under [sources.fulfillment] in .dlt/config.toml)"
 )
-_SECRET_IN_URL = re.compile(r"(api_key=)[^&\s'\"#]*", re.IGNORECASE)
-_CREDENTIALS_IN_URL = re.compile(r"(?<=://)[^/@\s'\"]+@")
 _OFFSET_IN_URL = re.compile(r"[?&]offset=(\d+)")
 _EXCERPT_CHARS = 120
 BACKOFF_FACTOR_SETTING = "SOURCES__FULFILLMENT__BACKOFF_FACTOR"
@@ -47,24 +45,6 @@ class FulfillmentHttpError(requests.HTTPError, FulfillmentApiError):
 
 class FulfillmentPageError(FulfillmentApiError, ValueError):
     """A 200 answer whose body breaks the API's contract."""
-
-
-class KeyMask:
-    """Masks the API key in any form: raw, URL-encoded, `api_key=...`, and `user:pw@` in URLs."""
-
-    def __init__(self, api_key: str = "", base_url: str = "") -> None:
-        forms = {api_key, quote(api_key, safe=""), quote_plus(api_key), quote(api_key)}
-        credentials = urlsplit(base_url).netloc.rpartition("@")[0] if "@" in base_url else ""
-        for secret in (credentials, *credentials.split(":", 1)):
-            forms |= {secret, unquote(secret)}
-        # Longest first, so a key that contains another form is masked whole.
-        self._forms = sorted((form for form in forms if len(form) >= 3), key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        text = _CREDENTIALS_IN_URL.sub("***@", _SECRET_IN_URL.sub(r"\1***", text))
-        for form in self._forms:
-            text = text.replace(form, "***")
-        return text
 
 
 def excerpt(content: bytes, mask: KeyMask) -> str:

@@ -19,11 +19,11 @@ import requests
 from dlt.sources.helpers.rest_client.paginators import OffsetPaginator
 
 from fulfillment_assets.display import shown, shown_id
+from fulfillment_assets.masking import KeyMask
 from fulfillment_assets.source.api_message import the_api_says
 from fulfillment_assets.source.completeness import WalkLedger
 from fulfillment_assets.source.http import (
     FulfillmentPageError,
-    KeyMask,
     excerpt,
     offset_of,
 )

@@ -20,9 +20,9 @@ import requests
 from dlt.sources.helpers.requests import Client
 
 from fulfillment_assets import settings
+from fulfillment_assets.masking import KeyMask
 from fulfillment_assets.source.http import (
     FulfillmentApiError,
-    KeyMask,
     describe_transport_error,
 )
 from fulfillment_assets.source.transport import PageDeadlineAdapter

@@ -8,7 +8,6 @@ other. A process outside the project holding the file still gets DuckDB's error,
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
 from collections.abc import Iterator
@@ -16,12 +15,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import filelock
 from dagster import Failure
 from dlt.common.configuration import configspec, resolve_configuration
 from dlt.destinations.impl.duckdb.configuration import DuckDbConnectionPool, DuckDbCredentials
 
 from fulfillment_assets import settings
+from fulfillment_assets.warehouse import locks
+from fulfillment_assets.warehouse.locks import machine_lock
 
 logger = logging.getLogger(__name__)
 
@@ -43,13 +43,6 @@ def credentials(path: str | None = None, memory_limit: str | None = None) -> Duc
     return resolve_configuration(configured)
 
 
-@functools.cache
-def machine_lock(path: str) -> filelock.FileLock:
-    # One object per path and process, its count shared by the process's threads: re-entrant, so
-    # dlt's loader threads (each borrowing a connection) never wait for each other.
-    return filelock.FileLock(path, thread_local=False)
-
-
 class OneProcessAtATimeConnectionPool(DuckDbConnectionPool):
     """Holds a file lock next to the DuckDB file while a connection of this process is open.
 
@@ -60,11 +53,7 @@ class OneProcessAtATimeConnectionPool(DuckDbConnectionPool):
 
     def borrow_conn(self, *args: Any, **kwargs: Any) -> Any:
         lock = machine_lock(f"{self.credentials.database}.lock")
-        try:
-            lock.acquire(timeout=0)
-        except filelock.Timeout:
-            logger.info("another process has the DuckDB file open: waiting for it")
-            lock.acquire()
+        locks.acquire(lock, f"the DuckDB file {self.credentials.database}", logger)
         try:
             return super().borrow_conn(*args, **kwargs)
         except BaseException:

@@ -15,8 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import dlt
-import filelock
-from dagster import ConfigurableResource, Failure, InitResourceContext
+from dagster import ConfigurableResource, Failure
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.common.destination import Destination
 from dlt.common.destination.configuration import ParquetFormatConfiguration
@@ -24,8 +23,7 @@ from dlt.common.destination.exceptions import UnknownDestinationModule
 from pydantic import Field
 
 from fulfillment_assets import settings
-from fulfillment_assets.warehouse import duckdb_file, sql
-from fulfillment_assets.warehouse.run_liveness import fail_dead_runs, hold_run_liveness
+from fulfillment_assets.warehouse import duckdb_file, locks, sql
 from fulfillment_assets.warehouse.sql import Dialect
 
 logger = logging.getLogger(__name__)
@@ -142,17 +140,6 @@ class Warehouse(ConfigurableResource):
         return duckdb_file.clear_errors(self.duckdb_memory_limit)
 
     @contextmanager
-    def yield_for_execution(self, context: InitResourceContext) -> Iterator[Warehouse]:
-        """Every run of the project uses the warehouse: while it does, its process holds a
-        liveness lock, and runs whose process died before it are marked failed first."""
-        if context.run is None or context.instance is None:
-            yield self
-            return
-        fail_dead_runs(context.instance, context.log)
-        with hold_run_liveness(context.run.run_id):
-            yield self
-
-    @contextmanager
     def loading_pipeline(self, log: logging.Logger | None = None) -> Iterator[dlt.Pipeline]:
         """The loading pipeline, for one load at a time on this machine (waits for a running one).
 
@@ -162,14 +149,8 @@ class Warehouse(ConfigurableResource):
         working dir, so a file lock next to it decides.
         """
         settings.pipelines_dir().mkdir(parents=True, exist_ok=True)
-        lock = duckdb_file.machine_lock(
-            str(settings.pipelines_dir() / f"{settings.PIPELINE_NAME}.lock")
-        )
-        try:
-            lock.acquire(timeout=0)
-        except filelock.Timeout:
-            (log or logger).info("another load of the fulfillment pipeline runs: waiting for it")
-            lock.acquire()
+        lock = locks.machine_lock(str(settings.pipelines_dir() / f"{settings.PIPELINE_NAME}.lock"))
+        locks.acquire(lock, "the fulfillment pipeline (another load runs)", log or logger)
         try:
             with self._errors_explained():
                 pipeline = fulfillment_pipeline(destination=self._destination())

@@ -7,9 +7,11 @@ time (`dagster.yaml`) it blocks every later run, the sensor's included.
 Each run of this code location holds an advisory lock (`flock`) on a file of its own under
 `<data dir>/run_liveness/` while it executes; the kernel releases it the moment the process dies,
 however it dies. A run still in progress whose file is unlocked is dead: `fail_dead_runs` marks
-it failed. It runs when a run starts (so the next CLI run cleans up after a killed one, no daemon
-needed, see `resource.py`) and in a sensor (`automation/dead_runs.py`: so the UI, schedule and
-sensor runs queued behind it get going).
+it failed. It runs when a run starts (the `RunLiveness` resource, which every asset and check of
+the project requires: the next CLI run cleans up after a killed one, no daemon needed) and in a
+sensor (`automation/dead_runs.py`: so the UI, schedule and sensor runs queued behind it get
+going). Under a run launcher with a worker health check (Docker, Kubernetes), Dagster's run
+monitoring fails dead runs across hosts; this lock covers runs on this host and data dir.
 Runs of other machines or processes never had a file here and are left alone.
 """
 
@@ -24,11 +26,20 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
-from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster import (
+    ConfigurableResource,
+    DagsterInstance,
+    DagsterRunStatus,
+    InitResourceContext,
+    RunsFilter,
+)
 
 from fulfillment_assets import settings
 
 logger = logging.getLogger(__name__)
+
+# The resource key every asset and check of the project requires (`required_resource_keys`).
+RUN_LIVENESS = "run_liveness"
 
 # A run in these states has (or had) a process executing it.
 EXECUTING_STATUSES = [DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
@@ -52,7 +63,8 @@ def hold_run_liveness(run_id: str) -> Iterator[Path]:
     staging = path.with_suffix(".new")
     fd = os.open(staging, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        # A file of this process's own, just created: nothing else takes it, so never a wait.
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         holder = {"run_id": run_id, "pid": os.getpid(), "host": socket.gethostname()}
         os.write(fd, json.dumps(holder).encode())
         os.replace(staging, path)
@@ -123,3 +135,18 @@ def fail_dead_runs(instance: DagsterInstance, log: logging.Logger | None = None)
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
     return failed
+
+
+class RunLiveness(ConfigurableResource):
+    """Dead-run recovery, required by every asset and check: when a run starts, the runs whose
+    process died before it are marked failed; while it runs, its process holds its liveness
+    lock."""
+
+    @contextlib.contextmanager
+    def yield_for_execution(self, context: InitResourceContext) -> Iterator[RunLiveness]:
+        if context.run is None or context.instance is None:
+            yield self
+            return
+        fail_dead_runs(context.instance, context.log)
+        with hold_run_liveness(context.run.run_id):
+            yield self

@@ -1,0 +1,54 @@
+"""The one masker of secrets in text the project writes: errors, log lines, alerts, traces.
+
+`KeyMask` knows the API key in every form the project meets it (raw, URL-encoded, `api_key=` in a
+URL, credentials in `base_url`) and the usual names of credentials in `name=value` / `name: value`
+form (`token`, `secret`, `password`, `authorization`, ...). The source masks with the key it was
+given; the alerts with the key configured for the source (`KeyMask.configured()`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from urllib.parse import quote, quote_plus, unquote, urlsplit
+
+_SECRET_IN_URL = re.compile(r"(api_key=)[^&\s'\"#]*", re.IGNORECASE)
+_CREDENTIALS_IN_URL = re.compile(r"(?<=://)[^/@\s'\"]+@")
+# The usual names of credentials, their values never leave the machine.
+_CREDENTIAL = re.compile(
+    r"(?i)\b(api[_-]?key|access[_-]?token|token|secret|password|authorization)"
+    r"(\"?\s*[=:]\s*\"?)(?:bearer\s+)?[^\s&\"',;)]+"
+)
+
+
+class KeyMask:
+    """Masks the API key in any form: raw, URL-encoded, `api_key=...`, `user:pw@` in URLs, and
+    values of credential-named fields."""
+
+    def __init__(self, api_key: str = "", base_url: str = "") -> None:
+        forms = {api_key, quote(api_key, safe=""), quote_plus(api_key), quote(api_key)}
+        credentials = urlsplit(base_url).netloc.rpartition("@")[0] if "@" in base_url else ""
+        for secret in (credentials, *credentials.split(":", 1)):
+            forms |= {secret, unquote(secret)}
+        # Longest first, so a key that contains another form is masked whole.
+        self._forms = sorted((form for form in forms if len(form) >= 3), key=len, reverse=True)
+
+    @classmethod
+    def configured(cls) -> KeyMask:
+        """The mask of the API key configured for the source (environment or dlt's secrets),
+        for text written outside a run of the source (alerts)."""
+        key = os.environ.get("SOURCES__FULFILLMENT__API_KEY", "")
+        if not key:
+            try:
+                import dlt
+
+                key = str(dlt.secrets.get("sources.fulfillment.api_key") or "")
+            except Exception:  # no secrets file or no key: the patterns still mask
+                key = ""
+        return cls(key if len(key) >= 4 else "")
+
+    def __call__(self, text: str) -> str:
+        text = _CREDENTIALS_IN_URL.sub("***@", _SECRET_IN_URL.sub(r"\1***", text))
+        for form in self._forms:
+            text = text.replace(form, "***")
+        return _CREDENTIAL.sub(lambda match: f"{match.group(1)}{match.group(2)}***", text)
