@@ -119,12 +119,17 @@ class WalkLedger:
 
     def page(self, ids: list[Any], total: int | None) -> None:
         """One page's ids (in order) and the `total` it reported."""
-        before = len(self._pass_ids)
-        self._pass_ids.update(ids)
-        self._received_twice += len(ids) - (len(self._pass_ids) - before)
         before_union = len(self.ids)
         self.ids.update(ids)
-        self._pass_new_ids += len(self.ids) - before_union
+        new = len(self.ids) - before_union
+        self._pass_new_ids += new
+        if self.passes <= 1:
+            # The first pass's ids are the union: one set, not two (a full run's hot path).
+            self._received_twice += len(ids) - new
+        else:
+            before = len(self._pass_ids)
+            self._pass_ids.update(ids)
+            self._received_twice += len(ids) - (len(self._pass_ids) - before)
         if total is not None:
             if self._last_total is not None and total != self._last_total:
                 self._total_moved = True

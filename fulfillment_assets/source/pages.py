@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import logging
+import operator
 import time
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +31,7 @@ from fulfillment_assets.source.http import (
 from fulfillment_assets.source.progress import PageProgress
 
 _INT64_MAX = 2**63 - 1
+_RECORD_ID = operator.itemgetter("id")
 # An empty page where records were expected is asked again this many times before it ends the
 # walk: a lagging replica may answer `{"data": []}` once and be whole on the next request, and
 # without `total` nothing else tells that empty page from the listing's end.
@@ -244,7 +246,8 @@ class FulfillmentPaginator(OffsetPaginator):
             self.total_moved |= self.total is not None and total != self.total
             self.total = total
             self._first_total = total if self._first_total is None else self._first_total
-        self.ledger.page([record.get("id") for record in data or ()], total)
+        # `check_page` has made sure every record has an `id`.
+        self.ledger.page(list(map(_RECORD_ID, data or ())), total)
         self.current_value = offset + received
         self._has_next_page = received > 0
         if short_page and self.total_moved and self.current_value >= (self._first_total or 0):

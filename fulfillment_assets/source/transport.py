@@ -31,6 +31,18 @@ from fulfillment_assets.source.pacing import RateLimitPacer, announced_wait
 # A JSON number of 19 digits or more (2**63 has 19): an integer that may be past 64 bits. Only
 # as a value (after `:`, `[` or `,`): a long digit string such as a tracking number is quoted.
 _LONG_DIGITS = re.compile(rb"[:\[,]\s*-?\d{19,}\s*[,}\]]")
+# The regular expression costs ~200 us a page of 100 records (10 % of a full run); digits mapped
+# to `0` and the rest to a space, a run of 19 is found in ~20 us, and only then is it asked.
+_DIGITS_AS_ZEROS = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
+_NINETEEN_DIGITS = b"0" * 19
+
+
+def has_long_integer(body: bytes) -> bool:
+    """Whether the JSON body holds a number of 19 digits or more as a value."""
+    return (
+        body.translate(_DIGITS_AS_ZEROS).find(_NINETEEN_DIGITS) >= 0
+        and _LONG_DIGITS.search(body) is not None
+    )
 
 
 class PageResponse(requests.Response):
@@ -48,7 +60,7 @@ class PageResponse(requests.Response):
     def json(self, **kwargs: Any) -> Any:
         if self._parsed is None:
             self._parsed = orjson.loads(self.body)
-            if _LONG_DIGITS.search(self.body):
+            if has_long_integer(self.body):
                 # orjson reads an integer past 64 bits as a double: 2**70 and 2**70 + 1 would be
                 # one value. A page with such a number is read again by Python's parser, whose
                 # integers are exact; orjson has judged it valid JSON.
