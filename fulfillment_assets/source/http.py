@@ -1,9 +1,12 @@
-"""HTTP for the fulfillment API: the seed's retries, a whole-page deadline, errors without the key.
+"""HTTP for the fulfillment API: the seed's retries and errors that say what to do, without the key.
 
-- dlt's retrying `Client` with exactly the seed's policy (429/500/502/503/504, factor 2, 3 retries);
-- `PageDeadlineAdapter`: a page (connect, headers, body) must arrive within `request_timeout`, so a
-  body dripping a few bytes a second times out instead of hanging the run;
-- `PageResponse`: a response whose JSON body is parsed once, with orjson, however often dlt asks;
+- the source's errors (`FulfillmentApiError` and its kinds for an HTTP status and a bad page);
+- dlt's retrying `Client` with exactly the seed's policy (429/500/502/503/504, factor 2, 3
+  retries), and `raise_for_status`, which judges each status (a rate limit's announced wait,
+  the API's own words, the setting to change);
+- transport errors and `base_url` checked and described (connection refused, timeouts, plain
+  http to a non-loopback host); the whole-page deadline and the parsed-once response are in
+  `transport.py`;
 - every message this package raises is masked by `masking.KeyMask` (the API key in every form).
 """
 
