@@ -71,9 +71,18 @@ fulfillment_refresh_schedule = ScheduleDefinition(
 )
 
 
+# What the project's runs are, in one place: the freshness sensor waits for the runs that load
+# the raw table; the alerts report on every run of the project.
 def loads_raw_table(run: DagsterRun) -> bool:
     """The refresh job, or any run that materializes the raw table (e.g. from the UI)."""
     return run.job_name == REFRESH_JOB_NAME or RAW_ASSET_KEY in (run.asset_selection or ())
+
+
+def is_fulfillment_run(run: DagsterRun) -> bool:
+    """The refresh job, or a run (e.g. from the UI) materializing one of the project's assets."""
+    if run.job_name == REFRESH_JOB_NAME:
+        return True
+    return any(key.path[0] == settings.DATASET_NAME for key in run.asset_selection or ())
 
 
 def refreshes_in_flight(instance: DagsterInstance) -> list[DagsterRun]:

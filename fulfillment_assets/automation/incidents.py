@@ -31,7 +31,10 @@ from fulfillment_assets import settings
 from fulfillment_assets.automation.alerts import post_alert
 from fulfillment_assets.automation.durations import iso_time
 from fulfillment_assets.automation.errors import error_chain, is_check_failure
-from fulfillment_assets.automation.freshness import REFRESH_JOB_NAME, freshness_summary
+from fulfillment_assets.automation.freshness import (
+    freshness_summary,
+    is_fulfillment_run,
+)
 from fulfillment_assets.contract import RAW_ASSET_KEY
 from fulfillment_assets.masking import KeyMask
 
@@ -40,13 +43,6 @@ REFRESH = "refresh"
 PAGE = 100
 
 Incidents = dict[str, dict[str, Any]]
-
-
-def is_fulfillment_run(run: DagsterRun) -> bool:
-    """The refresh job, or a run (e.g. from the UI) materializing one of the project's assets."""
-    if run.job_name == REFRESH_JOB_NAME:
-        return True
-    return any(key.path[0] == settings.DATASET_NAME for key in run.asset_selection or ())
 
 
 def run_link(run_id: str) -> str:
