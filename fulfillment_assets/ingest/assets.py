@@ -24,7 +24,11 @@ from dlt.common.configuration.exceptions import ConfigFieldMissingException
 
 from fulfillment_assets import settings
 from fulfillment_assets.contract import API_ASSET_KEY, OWNERS
-from fulfillment_assets.ingest.sync_metadata import IngestConfig, sync_metadata
+from fulfillment_assets.ingest.sync_metadata import (
+    IngestConfig,
+    mark_deletes_of_walk,
+    sync_metadata,
+)
 from fulfillment_assets.ingest.versions import keep_newest, record_load
 from fulfillment_assets.source import (
     API_KEY_SETTING,
@@ -227,8 +231,13 @@ def fulfillment_dlt_assets(
             loader_file_format=_loader_file_format(pipeline),
         ):
             if isinstance(result, MaterializeResult):
-                sync = sync_metadata(context, pipeline, warehouse)
-                stats = {**_table_stats(warehouse), **record_load(warehouse, pipeline)}
+                # What runs after the load, in this order: the walk's deletes (against the rows
+                # dlt staged for this load), then the versions side table brought up to date
+                # (which reads the same staged rows), then what the run reports (reads only).
+                marked = mark_deletes_of_walk(context, pipeline, warehouse)
+                versions = record_load(warehouse, pipeline)
+                sync = sync_metadata(context, pipeline, warehouse, marked)
+                stats = {**_table_stats(warehouse), **versions}
                 metadata = readable_load_metadata({**(result.metadata or {}), **stats, **sync})
                 yield result._replace(metadata=metadata)
             else:

@@ -64,10 +64,28 @@ def walk_metadata(context: AssetExecutionContext, last_run: dict[str, Any]) -> d
     }
 
 
-def sync_metadata(
+def mark_deletes_of_walk(
     context: AssetExecutionContext, pipeline: dlt.Pipeline, warehouse: Warehouse
+) -> int:
+    """After a load: the rows a complete full walk did not return marked deleted (`deletes.py`);
+    how many. Any other walk marks nothing."""
+    last_run = _resource_state(pipeline).get(LAST_RUN, {})
+    if not last_run.get("complete_walk") or not warehouse.columns(settings.RESOURCE_NAME):
+        return 0
+    load_info = pipeline.last_trace.last_load_info if pipeline.last_trace else None
+    if not load_info or not load_info.loads_ids:
+        return 0
+    marked, _ = mark_deleted(
+        warehouse, load_info.loads_ids[-1], _run_started_at(context), staged_table(pipeline)
+    )
+    return marked
+
+
+def sync_metadata(
+    context: AssetExecutionContext, pipeline: dlt.Pipeline, warehouse: Warehouse, marked: int
 ) -> dict[str, Any]:
-    """Mode, cursor sent, new cursor, records received; deletes marked after a full walk."""
+    """Mode, cursor sent, new cursor, records received, the walk's verdict, the rows this run
+    marked deleted (`marked`) and the table's deleted rows. Reads only."""
     state = _resource_state(pipeline)
     last_run = state.get(LAST_RUN, {})
     cursors: list[dict[str, Any]] = list(state.get("incremental", {}).values())
@@ -91,16 +109,6 @@ def sync_metadata(
             "is correct, but every run still walks every page."
         )
     metadata.update(walk_metadata(context, last_run))
-    marked = 0
-    if last_run.get("complete_walk") and warehouse.columns(settings.RESOURCE_NAME):
-        load_info = pipeline.last_trace.last_load_info if pipeline.last_trace else None
-        if load_info and load_info.loads_ids:
-            marked, _ = mark_deleted(
-                warehouse,
-                load_info.loads_ids[-1],
-                _run_started_at(context),
-                staged_table(pipeline),
-            )
     metadata["rows_marked_deleted"] = MetadataValue.int(marked)
     if DELETED_AT in warehouse.columns(settings.RESOURCE_NAME):
         ((deleted,),) = warehouse.query(
