@@ -211,6 +211,12 @@ def alert_webhook_url() -> str | None:
     return os.environ.get("FULFILLMENT_ALERT_WEBHOOK_URL") or None
 
 
+def alert_retry_seconds() -> float:
+    """The first wait between attempts to deliver an alert (then doubled: 1, 2 s):
+    FULFILLMENT_ALERT_RETRY_SECONDS (tests make it small)."""
+    return float(os.environ.get("FULFILLMENT_ALERT_RETRY_SECONDS", "1.0"))
+
+
 def ui_url() -> str:
     return (os.environ.get("FULFILLMENT_UI_URL") or DEFAULT_UI_URL).rstrip("/")
 

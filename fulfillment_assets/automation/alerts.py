@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 
+from fulfillment_assets import settings
 from fulfillment_assets.masking import KeyMask
 
 ATTEMPTS = 3
 TIMEOUT_SECONDS = 10.0
-# Waits of 1, 2 s between attempts; FULFILLMENT_ALERT_RETRY_SECONDS scales them (tests: small).
-RETRY_BASE_SECONDS = 1.0
 # Slack shows about this many characters of a message before folding it.
 MAX_TEXT = 3000
 
@@ -33,7 +31,7 @@ def post_alert(url: str, text: str, log: logging.Logger) -> bool:
     if len(text) > MAX_TEXT:
         text = text[: MAX_TEXT - 1] + "…"
     body = json.dumps({"text": text}).encode()
-    base = float(os.environ.get("FULFILLMENT_ALERT_RETRY_SECONDS", RETRY_BASE_SECONDS))
+    base = settings.alert_retry_seconds()
     # The webhook URL itself is a credential (Slack's carries its token): log only its host.
     where = urllib.parse.urlsplit(url).netloc or "the webhook"
     for attempt in range(1, ATTEMPTS + 1):
