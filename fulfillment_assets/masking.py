@@ -8,9 +8,10 @@ given; the alerts with the key configured for the source (`KeyMask.configured()`
 
 from __future__ import annotations
 
-import os
 import re
 from urllib.parse import quote, quote_plus, unquote, urlsplit
+
+import dlt
 
 _SECRET_IN_URL = re.compile(r"(api_key=)[^&\s'\"#]*", re.IGNORECASE)
 _CREDENTIALS_IN_URL = re.compile(r"(?<=://)[^/@\s'\"]+@")
@@ -37,14 +38,11 @@ class KeyMask:
     def configured(cls) -> KeyMask:
         """The mask of the API key configured for the source (environment or dlt's secrets),
         for text written outside a run of the source (alerts)."""
-        key = os.environ.get("SOURCES__FULFILLMENT__API_KEY", "")
-        if not key:
-            try:
-                import dlt
-
-                key = str(dlt.secrets.get("sources.fulfillment.api_key") or "")
-            except Exception:  # no secrets file or no key: the patterns still mask
-                key = ""
+        try:
+            # dlt's resolution: SOURCES__FULFILLMENT__API_KEY, then .dlt/secrets.toml.
+            key = str(dlt.secrets.get("sources.fulfillment.api_key") or "")
+        except Exception:  # no secrets file or no key: the patterns still mask
+            key = ""
         return cls(key if len(key) >= 4 else "")
 
     def __call__(self, text: str) -> str:
