@@ -14,7 +14,7 @@ from dagster import DagsterInstance
 
 from fulfillment_assets import settings
 from fulfillment_assets.demo_api import DemoApiOptions, DemoApiServer
-from fulfillment_assets_tests.conftest import TEST_API_KEY, query
+from fulfillment_assets_tests.helpers import TEST_API_KEY, query
 
 RECORDS = 1500
 EVERYTHING = """

@@ -13,7 +13,7 @@ from dagster import DagsterInstance
 
 from fulfillment_assets.demo_api import DemoApiOptions, DemoApiServer, make_record
 from fulfillment_assets.source import check_base_url
-from fulfillment_assets_tests.conftest import (
+from fulfillment_assets_tests.helpers import (
     RAW_ONLY,
     TEST_API_KEY,
     failure_message,

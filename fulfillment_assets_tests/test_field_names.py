@@ -11,8 +11,8 @@ import pytest
 from dagster import AssetCheckSeverity, DagsterInstance
 
 from fulfillment_assets.demo_api import DemoApiServer
-from fulfillment_assets_tests.conftest import RAW_ONLY, materialize_all, query, table_snapshot
 from fulfillment_assets_tests.fake_api import serve_fake_api
+from fulfillment_assets_tests.helpers import RAW_ONLY, materialize_all, query, table_snapshot
 from fulfillment_assets_tests.test_ingestion import _api_rows
 
 

@@ -19,14 +19,14 @@ from dagster import DagsterInstance, TableSchema
 from fulfillment_assets import settings
 from fulfillment_assets.demo_api import Dataset, DemoApiServer
 from fulfillment_assets.source.pages import EMPTY_PAGE_RETRIES
-from fulfillment_assets_tests.conftest import (
+from fulfillment_assets_tests.dagster_server import MATERIALIZE_EVERYTHING
+from fulfillment_assets_tests.helpers import (
     RAW_ONLY,
     failure_message,
     materialize_all,
     query,
     table_snapshot,
 )
-from fulfillment_assets_tests.dagster_server import MATERIALIZE_EVERYTHING
 
 
 def _api_rows(api: DemoApiServer) -> list[tuple]:

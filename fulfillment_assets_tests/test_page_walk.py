@@ -20,7 +20,7 @@ from dagster import DagsterInstance
 from fulfillment_assets import settings
 from fulfillment_assets.demo_api import DemoApiServer
 from fulfillment_assets.source import fulfillment
-from fulfillment_assets_tests.conftest import (
+from fulfillment_assets_tests.helpers import (
     RAW_ONLY,
     TEST_API_KEY,
     failure_message,

@@ -15,8 +15,8 @@ from dagster_graphql import DagsterGraphQLClient
 
 from fulfillment_assets import settings
 from fulfillment_assets.warehouse.resource import Warehouse
-from fulfillment_assets_tests.conftest import CHECK_NAMES, TEST_API_KEY
 from fulfillment_assets_tests.dagster_server import HOST, ServedProject, served_project
+from fulfillment_assets_tests.helpers import CHECK_NAMES, TEST_API_KEY
 from fulfillment_assets_tests.postgres_server import PostgresServer
 
 RECORDS = 1500
