@@ -1,10 +1,9 @@
 """Real parts for every test: the demo API on an ephemeral loopback port, a DuckDB file and dlt
 working dir in a tmp dir, and a Dagster instance of the test's own.
 
-Tests that run on every destination (DuckDB and a real PostgreSQL server, see
-`postgres_server.py`) get the `destination` fixture parametrized: by the `every_destination`
-marker, or by name in `ON_EVERY_DESTINATION` for files that do not carry the marker. On
-PostgreSQL the warehouse and the test's Dagster instance live in a database of the test's own.
+Tests marked `every_destination` run on DuckDB and on a real PostgreSQL server (see
+`postgres_server.py`): the `destination` fixture is parametrized for them. On PostgreSQL the
+warehouse and the test's Dagster instance live in a database of the test's own.
 Fixtures and pytest hooks only: the helpers the tests share are in `helpers.py`."""
 
 from __future__ import annotations
@@ -23,19 +22,6 @@ from fulfillment_assets_tests.helpers import TEST_API_KEY, TEST_BACKOFF_FACTOR
 from fulfillment_assets_tests.postgres_server import PostgresServer
 
 DESTINATIONS = ("duckdb", "postgres")
-# Tests of files that others edit, run on every destination without an edit there: the merge /
-# re-run, faults-leave-the-table-unchanged, empty-first-load and interruption tests.
-ON_EVERY_DESTINATION: dict[str, set[str]] = {
-    "test_ingestion": {
-        "test_loads_exactly_the_api_records_and_a_rerun_adds_no_duplicates",
-        "test_an_empty_api_loads_nothing_and_succeeds",
-    },
-    "test_faults": {
-        "test_a_fault_fails_clearly_and_leaves_the_destination_unchanged",
-        "test_a_rerun_and_overlapping_records_leave_one_row_per_id_with_the_newest_version",
-    },
-    "test_interruptions": {"test_after_a_run_killed_mid_phase_the_next_cli_run_loads_everything"},
-}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -49,9 +35,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    module = metafunc.module.__name__.rsplit(".", 1)[-1]
-    listed = metafunc.function.__name__ in ON_EVERY_DESTINATION.get(module, ())
-    if listed or metafunc.definition.get_closest_marker("every_destination"):
+    if metafunc.definition.get_closest_marker("every_destination"):
         metafunc.parametrize("destination", DESTINATIONS, indirect=True)
 
 

@@ -51,6 +51,7 @@ def _ids_requested(api: DemoApiServer) -> list[int | None]:
     return [request.offset for request in api.requests]
 
 
+@pytest.mark.every_destination
 def test_loads_exactly_the_api_records_and_a_rerun_adds_no_duplicates(
     demo_api: DemoApiServer, instance: DagsterInstance, isolated_environment: Path
 ) -> None:
@@ -142,6 +143,7 @@ def test_without_total_a_full_last_page_stops_on_the_empty_page(
     ]
 
 
+@pytest.mark.every_destination
 def test_an_empty_api_loads_nothing_and_succeeds(
     demo_api: DemoApiServer, instance: DagsterInstance
 ) -> None:

@@ -98,6 +98,7 @@ def _kill_mid_phase(
     assert child.returncode == -signal.SIGKILL
 
 
+@pytest.mark.every_destination
 @pytest.mark.parametrize("phase", ["extract", "load"])
 def test_after_a_run_killed_mid_phase_the_next_cli_run_loads_everything(
     phase: str, demo_api: DemoApiServer, dagster_home: Path, isolated_environment: Path
