@@ -4,6 +4,7 @@ in process and reading the test's warehouse through the project's own `Warehouse
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from dagster import (
     materialize,
 )
 
+from fulfillment_assets.demo_api import Dataset, DemoApiServer
 from fulfillment_assets.warehouse.resource import Warehouse
 from fulfillment_assets.warehouse.sql import literal
 
@@ -77,6 +79,24 @@ def table_snapshot(data_dir: Path) -> list[tuple[Any, ...]]:
         "SELECT id, customer_id, order_status, updated_at, amount "
         "FROM fulfillment.fulfillment_data ORDER BY id",
     )
+
+
+def api_rows(api: DemoApiServer) -> list[tuple]:
+    """What the API serves, one row per id, in the raw table's snapshot shape."""
+    dataset = Dataset(api.options)
+    rows = []
+    for record_id in range(1, dataset.n + 1):
+        record = dataset.record(record_id)
+        rows.append(
+            (
+                record["id"],
+                record.get("customer_id"),
+                record.get("order_status"),
+                datetime.fromisoformat(record["updated_at"]),
+                record["amount"],
+            )
+        )
+    return rows
 
 
 def failure_message(result: ExecuteInProcessResult) -> str:
