@@ -18,7 +18,6 @@ from dagster import DagsterInstance, TableSchema
 from fulfillment_assets import settings
 from fulfillment_assets.demo_api import DemoApiServer
 from fulfillment_assets.source.pages import EMPTY_PAGE_RETRIES
-from fulfillment_assets_tests.dagster_server import MATERIALIZE_EVERYTHING
 from fulfillment_assets_tests.helpers import (
     RAW_ONLY,
     api_rows,
@@ -27,6 +26,7 @@ from fulfillment_assets_tests.helpers import (
     query,
     table_snapshot,
 )
+from fulfillment_assets_tests.served.cli import MATERIALIZE_EVERYTHING
 
 
 def _ids_requested(api: DemoApiServer) -> list[int | None]:

@@ -14,8 +14,8 @@ from dagster import DagsterInstance, DagsterRunStatus
 
 from fulfillment_assets import settings
 from fulfillment_assets.demo_api import DemoApiOptions, DemoApiServer, make_record
-from fulfillment_assets_tests.dagster_server import MATERIALIZE_EVERYTHING, wait_for
 from fulfillment_assets_tests.helpers import TEST_API_KEY, query
+from fulfillment_assets_tests.served.cli import MATERIALIZE_EVERYTHING, wait_for
 
 RECORDS = 3000
 # A child process that materializes the raw table into the shared data dir and Dagster instance.
