@@ -21,7 +21,9 @@ from fulfillment_assets.demo_api import DemoApiOptions, DemoApiServer
 from fulfillment_assets_tests.helpers import TEST_API_KEY, TEST_BACKOFF_FACTOR
 from fulfillment_assets_tests.postgres_server import PostgresServer
 
-DESTINATIONS = ("duckdb", "postgres")
+# The PostgreSQL run of a test is slow (a server of the session's own, a database per test):
+# the fast lane (`-m "not slow"`) runs the DuckDB one only.
+DESTINATIONS = ("duckdb", pytest.param("postgres", marks=pytest.mark.slow))
 
 
 def pytest_configure(config: pytest.Config) -> None:

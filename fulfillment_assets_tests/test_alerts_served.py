@@ -17,6 +17,8 @@ from fulfillment_assets_tests.served.process import HOST
 from fulfillment_assets_tests.served.server import ServedProject, served_project
 from fulfillment_assets_tests.webhook_receiver import WebhookReceiver
 
+pytestmark = pytest.mark.slow
+
 UI = "http://ui.example:3000"
 ALERT_SENSOR = "fulfillment_alert_sensor"
 FRESHNESS_SENSOR = "fulfillment_freshness_sensor"

@@ -9,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from dagster import DagsterRunStatus
 from dagster_graphql import DagsterGraphQLClient
 
@@ -18,6 +19,8 @@ from fulfillment_assets_tests.helpers import TEST_API_KEY
 from fulfillment_assets_tests.served.cli import MATERIALIZE_EVERYTHING, wait_for
 from fulfillment_assets_tests.served.process import HOST
 from fulfillment_assets_tests.served.server import DagsterServer
+
+pytestmark = pytest.mark.slow
 
 RECORDS = 3000
 RUN_TIMEOUT_SECONDS = 240

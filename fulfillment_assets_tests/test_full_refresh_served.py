@@ -12,6 +12,8 @@ import pytest
 from fulfillment_assets_tests.helpers import TEST_API_KEY, query
 from fulfillment_assets_tests.served.server import ServedProject, served_project
 
+pytestmark = pytest.mark.slow
+
 RAW_PATH = ["fulfillment", "fulfillment_data"]
 LAUNCH = """
 mutation Launch($params: ExecutionParams!) {

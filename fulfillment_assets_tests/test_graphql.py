@@ -17,6 +17,8 @@ from fulfillment_assets_tests.helpers import TEST_API_KEY
 from fulfillment_assets_tests.served.process import HOST
 from fulfillment_assets_tests.served.server import ServedProject, served_project
 
+pytestmark = pytest.mark.slow
+
 RECORDS = 2000
 RUN_TIMEOUT_SECONDS = 180
 FRESHNESS_TIMEOUT_SECONDS = 60

@@ -17,6 +17,8 @@ from fulfillment_assets.demo_api import DemoApiOptions, DemoApiServer, make_reco
 from fulfillment_assets_tests.helpers import TEST_API_KEY, query
 from fulfillment_assets_tests.served.cli import MATERIALIZE_EVERYTHING, wait_for
 
+pytestmark = pytest.mark.slow
+
 RECORDS = 3000
 # A child process that materializes the raw table into the shared data dir and Dagster instance.
 CHILD = """

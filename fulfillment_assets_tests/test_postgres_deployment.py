@@ -68,6 +68,7 @@ def test_the_readme_shows_the_tested_dagster_yaml() -> None:
     assert POSTGRES_YAML.read_text() in README.read_text()
 
 
+@pytest.mark.slow
 def test_dg_dev_with_storage_and_warehouse_on_postgres(
     project: ServedProject, dagster_url: str
 ) -> None:

@@ -19,7 +19,7 @@ from fulfillment_assets_tests.helpers import TEST_API_KEY
 from fulfillment_assets_tests.served.cli import REPO_ROOT
 from fulfillment_assets_tests.served.server import ServedProject, served_project
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "ui"
 RECORDS = 2000
