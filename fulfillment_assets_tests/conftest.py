@@ -1,11 +1,10 @@
 """Real parts for every test: the demo API on an ephemeral loopback port, a DuckDB file and dlt
 working dir in a tmp dir, and a Dagster instance of the test's own.
 
-Tests that run on every destination (DuckDB and a real PostgreSQL server, see
-`postgres_server.py`) get the `destination` fixture parametrized: by the `every_destination`
-marker, or by name in `ON_EVERY_DESTINATION` for files that do not carry the marker. On
-PostgreSQL the warehouse and the test's Dagster instance live in a database of the test's own.
-Results are read through the project's own `Warehouse` (`query`, `table_snapshot`)."""
+Tests marked `every_destination` run on DuckDB and on a real PostgreSQL server (see
+`postgres_server.py`): the `destination` fixture is parametrized for them. On PostgreSQL the
+warehouse and the test's Dagster instance live in a database of the test's own.
+Fixtures and pytest hooks only: the helpers the tests share are in `helpers.py`."""
 
 from __future__ import annotations
 
@@ -14,63 +13,17 @@ import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from dagster import (
-    AssetsDefinition,
-    AssetSelection,
-    AssetSpec,
-    DagsterInstance,
-    ExecuteInProcessResult,
-    SourceAsset,
-    instance_for_test,
-    materialize,
-)
+from dagster import DagsterInstance, instance_for_test
 
 from fulfillment_assets.demo_api import DemoApiOptions, DemoApiServer
-from fulfillment_assets.warehouse.resource import Warehouse
-from fulfillment_assets.warehouse.sql import literal
+from fulfillment_assets_tests.helpers import TEST_API_KEY, TEST_BACKOFF_FACTOR
 from fulfillment_assets_tests.postgres_server import PostgresServer
 
-# A key nobody would type by accident, so a scan for it finds only leaks.
-TEST_API_KEY = "sk_test_FULFILLMENT_7d9c1e5b42"
-# Retries wait factor * 2**n seconds; the seed's factor 2 would make fault tests crawl.
-TEST_BACKOFF_FACTOR = "0.02"
-
-
-# Every check the project defines: ten on the raw table, one on the models.
-CHECK_NAMES = {
-    "schema_contract",
-    "customer_id_not_null",
-    "order_status_not_null",
-    "order_status_accepted",
-    "id_unique_and_not_null",
-    "validated_plus_rejected_equals_raw",
-    "field_names_distinct",
-    "updated_at_never_goes_back",
-    "values_of_their_column_type",
-    "walk_complete",
-    "no_rows_marked_deleted",
-}
-# Just the ingestion: for tests about loading, where the checks and models only cost time.
-RAW_ONLY = AssetSelection.assets(["fulfillment", "fulfillment_data"]).without_checks()
-
-
-DESTINATIONS = ("duckdb", "postgres")
-# Tests of files that others edit, run on every destination without an edit there: the merge /
-# re-run, faults-leave-the-table-unchanged, empty-first-load and interruption tests.
-ON_EVERY_DESTINATION: dict[str, set[str]] = {
-    "test_ingestion": {
-        "test_loads_exactly_the_api_records_and_a_rerun_adds_no_duplicates",
-        "test_an_empty_api_loads_nothing_and_succeeds",
-    },
-    "test_faults": {
-        "test_a_fault_fails_clearly_and_leaves_the_destination_unchanged",
-        "test_a_rerun_and_overlapping_records_leave_one_row_per_id_with_the_newest_version",
-    },
-    "test_interruptions": {"test_after_a_run_killed_mid_phase_the_next_cli_run_loads_everything"},
-}
+# The PostgreSQL run of a test is slow (a server of the session's own, a database per test):
+# the fast lane (`-m "not slow"`) runs the DuckDB one only.
+DESTINATIONS = ("duckdb", pytest.param("postgres", marks=pytest.mark.slow))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -84,9 +37,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    module = metafunc.module.__name__.rsplit(".", 1)[-1]
-    listed = metafunc.function.__name__ in ON_EVERY_DESTINATION.get(module, ())
-    if listed or metafunc.definition.get_closest_marker("every_destination"):
+    if metafunc.definition.get_closest_marker("every_destination"):
         metafunc.parametrize("destination", DESTINATIONS, indirect=True)
 
 
@@ -160,50 +111,3 @@ def instance(destination: str) -> Iterator[DagsterInstance]:
         overrides = {"storage": {"postgres": {"postgres_url": dsn}}}
     with instance_for_test(overrides=overrides) as test_instance:
         yield test_instance
-
-
-def materialize_all(
-    instance: DagsterInstance, *, raise_on_error: bool = True, selection: Any = None
-) -> ExecuteInProcessResult:
-    """Materializes the project's assets (all of them by default) as the definitions declare."""
-    from fulfillment_assets.definitions import defs
-
-    return materialize(
-        # Definitions may also hold cacheable assets, which materialize does not take (none here).
-        [a for a in defs.assets or [] if isinstance(a, AssetsDefinition | AssetSpec | SourceAsset)]
-        + list(defs.asset_checks or []),
-        resources=defs.resources,
-        instance=instance,
-        raise_on_error=raise_on_error,
-        selection=selection,
-    )
-
-
-def query(data_dir: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    """Rows of one statement (DuckDB's dialect, `%s` values) in the test's warehouse, read
-    through the project's own `Warehouse`, whichever the destination. `data_dir` is kept for the
-    callers written when this read the DuckDB file."""
-    for param in params:
-        sql = sql.replace("%s", literal(param), 1)
-    return Warehouse().query(sql)
-
-
-def table_snapshot(data_dir: Path) -> list[tuple[Any, ...]]:
-    """Every row of the raw table, in id order, without dlt's load bookkeeping columns."""
-    return query(
-        data_dir,
-        "SELECT id, customer_id, order_status, updated_at, amount "
-        "FROM fulfillment.fulfillment_data ORDER BY id",
-    )
-
-
-def failure_message(result: ExecuteInProcessResult) -> str:
-    """The first failed step's error, with every cause, as the UI shows it."""
-    failures = [event for event in result.all_events if event.is_step_failure]
-    assert failures, "expected a failed step"
-    error = failures[0].step_failure_data.error
-    messages = []
-    while error is not None:
-        messages.append(error.message)
-        error = error.cause
-    return "\n".join(messages)

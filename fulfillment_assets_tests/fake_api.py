@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 import pytest
 
-from fulfillment_assets_tests.conftest import TEST_API_KEY
+from fulfillment_assets_tests.helpers import TEST_API_KEY
 
 
 class FakeApi(Protocol):

@@ -17,7 +17,7 @@ from fulfillment_assets.contract import RAW_ASSET_KEY
 from fulfillment_assets.definitions import defs
 from fulfillment_assets.demo_api import DemoApiServer
 from fulfillment_assets.masking import KeyMask
-from fulfillment_assets_tests.conftest import TEST_API_KEY
+from fulfillment_assets_tests.helpers import TEST_API_KEY
 from fulfillment_assets_tests.webhook_receiver import WebhookReceiver
 
 UI = "http://ui.example:3000"

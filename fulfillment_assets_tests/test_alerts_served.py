@@ -12,9 +12,12 @@ from pathlib import Path
 import pytest
 from dagster_graphql import DagsterGraphQLClient
 
-from fulfillment_assets_tests.conftest import TEST_API_KEY
-from fulfillment_assets_tests.dagster_server import HOST, ServedProject, served_project
+from fulfillment_assets_tests.helpers import TEST_API_KEY
+from fulfillment_assets_tests.served.process import HOST
+from fulfillment_assets_tests.served.server import ServedProject, served_project
 from fulfillment_assets_tests.webhook_receiver import WebhookReceiver
+
+pytestmark = pytest.mark.slow
 
 UI = "http://ui.example:3000"
 ALERT_SENSOR = "fulfillment_alert_sensor"

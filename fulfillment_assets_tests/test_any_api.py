@@ -19,7 +19,7 @@ from dagster import AssetCheckSeverity, AssetSelection, DagsterInstance
 
 from fulfillment_assets.contract import RAW_ASSET_KEY as RAW_KEY
 from fulfillment_assets.contract import REJECTED_KEY, VALIDATED_KEY
-from fulfillment_assets_tests.conftest import TEST_API_KEY, materialize_all, query
+from fulfillment_assets_tests.helpers import TEST_API_KEY, materialize_all, query
 
 pytestmark = pytest.mark.every_destination
 

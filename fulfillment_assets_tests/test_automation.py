@@ -32,7 +32,7 @@ from fulfillment_assets.automation.freshness import (
 from fulfillment_assets.contract import RAW_ASSET_KEY
 from fulfillment_assets.definitions import defs
 from fulfillment_assets.demo_api import DemoApiServer
-from fulfillment_assets_tests.conftest import RAW_ONLY, materialize_all
+from fulfillment_assets_tests.helpers import RAW_ONLY, materialize_all
 
 NOW = 1_800_000_000.0
 DAY = timedelta(hours=24)

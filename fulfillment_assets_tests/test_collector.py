@@ -10,7 +10,7 @@ from dagster import DagsterInstance
 from fulfillment_assets.demo_api import DemoApiServer
 from fulfillment_assets.source import fulfillment
 from fulfillment_assets.source.collector import WALK_GC_THRESHOLD, fewer_collections
-from fulfillment_assets_tests.conftest import RAW_ONLY, TEST_API_KEY, materialize_all
+from fulfillment_assets_tests.helpers import RAW_ONLY, TEST_API_KEY, materialize_all
 
 
 def test_the_threshold_is_raised_within_the_block_and_restored_after() -> None:

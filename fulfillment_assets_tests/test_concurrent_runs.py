@@ -10,11 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from dagster import DagsterInstance
 
 from fulfillment_assets import settings
 from fulfillment_assets.demo_api import DemoApiOptions, DemoApiServer
-from fulfillment_assets_tests.conftest import TEST_API_KEY, query
+from fulfillment_assets_tests.helpers import TEST_API_KEY, query
+
+pytestmark = pytest.mark.slow
 
 RECORDS = 1500
 EVERYTHING = """

@@ -9,18 +9,18 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from dagster import DagsterRunStatus
 from dagster_graphql import DagsterGraphQLClient
 
 from fulfillment_assets import settings
 from fulfillment_assets.demo_api import DemoApiOptions, DemoApiServer
-from fulfillment_assets_tests.conftest import TEST_API_KEY
-from fulfillment_assets_tests.dagster_server import (
-    HOST,
-    MATERIALIZE_EVERYTHING,
-    DagsterServer,
-    wait_for,
-)
+from fulfillment_assets_tests.helpers import TEST_API_KEY
+from fulfillment_assets_tests.served.cli import MATERIALIZE_EVERYTHING, wait_for
+from fulfillment_assets_tests.served.process import HOST
+from fulfillment_assets_tests.served.server import DagsterServer
+
+pytestmark = pytest.mark.slow
 
 RECORDS = 3000
 RUN_TIMEOUT_SECONDS = 240

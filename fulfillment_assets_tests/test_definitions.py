@@ -11,7 +11,7 @@ from dagster import AssetKey
 
 from fulfillment_assets import settings
 from fulfillment_assets.definitions import defs
-from fulfillment_assets_tests.conftest import CHECK_NAMES
+from fulfillment_assets_tests.helpers import CHECK_NAMES
 
 API = AssetKey(["fulfillment", "fulfillment_api"])
 RAW = AssetKey(["fulfillment", "fulfillment_data"])

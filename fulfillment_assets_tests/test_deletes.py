@@ -12,7 +12,7 @@ import pytest
 from dagster import AssetsDefinition, AssetSpec, DagsterInstance, SourceAsset, materialize
 
 from fulfillment_assets.demo_api import DemoApiServer
-from fulfillment_assets_tests.conftest import RAW_ONLY, failure_message, materialize_all, query
+from fulfillment_assets_tests.helpers import RAW_ONLY, failure_message, materialize_all, query
 
 DROPPED = {3, 77, 1000}
 FULL_REFRESH = {"ops": {"fulfillment_ingest": {"config": {"full_refresh": True}}}}

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from fulfillment_assets.demo import job as demo_job
-from fulfillment_assets_tests.conftest import TEST_BACKOFF_FACTOR
-from fulfillment_assets_tests.dagster_server import (
+from fulfillment_assets_tests.helpers import TEST_BACKOFF_FACTOR
+from fulfillment_assets_tests.served.cli import (
     REPO_ROOT,
     SHIPPED_DAGSTER_YAML,
     subprocess_environment,

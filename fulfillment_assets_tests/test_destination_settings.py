@@ -13,7 +13,7 @@ from dagster import AssetsDefinition, AssetSpec, DagsterInstance, SourceAsset, m
 from fulfillment_assets import settings
 from fulfillment_assets.demo_api import DemoApiServer
 from fulfillment_assets.warehouse.resource import Warehouse
-from fulfillment_assets_tests.conftest import RAW_ONLY, failure_message, materialize_all
+from fulfillment_assets_tests.helpers import RAW_ONLY, failure_message, materialize_all
 
 
 def test_an_unknown_destination_fails_before_any_request_naming_the_setting(

@@ -13,7 +13,7 @@ from dagster import DagsterInstance
 
 from fulfillment_assets.demo_api import DemoApiOptions, DemoApiServer, make_record
 from fulfillment_assets.source import check_base_url
-from fulfillment_assets_tests.conftest import (
+from fulfillment_assets_tests.helpers import (
     RAW_ONLY,
     TEST_API_KEY,
     failure_message,
@@ -52,6 +52,7 @@ def loaded(demo_api: DemoApiServer, instance: DagsterInstance, isolated_environm
     return table_snapshot(isolated_environment)
 
 
+@pytest.mark.every_destination
 @pytest.mark.parametrize("fault", FAULTS)
 def test_a_fault_fails_clearly_and_leaves_the_destination_unchanged(
     fault: str,
@@ -163,6 +164,7 @@ def test_429_without_retry_after_backs_off_exponentially_then_loads(
     assert len(table_snapshot(isolated_environment)) == RECORDS
 
 
+@pytest.mark.every_destination
 def test_a_rerun_and_overlapping_records_leave_one_row_per_id_with_the_newest_version(
     demo_api: DemoApiServer, instance: DagsterInstance, isolated_environment: Path
 ) -> None:

@@ -11,9 +11,14 @@ import pytest
 from dagster import AssetCheckSeverity, DagsterInstance
 
 from fulfillment_assets.demo_api import DemoApiServer
-from fulfillment_assets_tests.conftest import RAW_ONLY, materialize_all, query, table_snapshot
 from fulfillment_assets_tests.fake_api import serve_fake_api
-from fulfillment_assets_tests.test_ingestion import _api_rows
+from fulfillment_assets_tests.helpers import (
+    RAW_ONLY,
+    api_rows,
+    materialize_all,
+    query,
+    table_snapshot,
+)
 
 
 def test_colliding_field_names_load_under_distinct_columns_and_warn(
@@ -32,7 +37,7 @@ def test_colliding_field_names_load_under_distinct_columns_and_warn(
         "min(id__collision_1) FROM fulfillment.fulfillment_data",
     ) == [(300, "X-1", "odd", 7)]
     demo_api.configure(records=300)  # the contract columns hold what they always held
-    assert table_snapshot(isolated_environment) == _api_rows(demo_api)
+    assert table_snapshot(isolated_environment) == api_rows(demo_api)
     (evaluation,) = [
         e for e in result.get_asset_check_evaluations() if e.check_name == "field_names_distinct"
     ]

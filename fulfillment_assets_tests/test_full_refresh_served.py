@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
-from fulfillment_assets_tests.conftest import TEST_API_KEY, query
-from fulfillment_assets_tests.dagster_server import ServedProject, served_project
+from fulfillment_assets_tests.helpers import TEST_API_KEY, query
+from fulfillment_assets_tests.served.server import ServedProject, served_project
+
+pytestmark = pytest.mark.slow
 
 RAW_PATH = ["fulfillment", "fulfillment_data"]
 LAUNCH = """

@@ -13,8 +13,11 @@ from dagster import DagsterRunStatus
 from dagster_graphql import DagsterGraphQLClient
 
 from fulfillment_assets import settings
-from fulfillment_assets_tests.conftest import TEST_API_KEY
-from fulfillment_assets_tests.dagster_server import HOST, ServedProject, served_project
+from fulfillment_assets_tests.helpers import TEST_API_KEY
+from fulfillment_assets_tests.served.process import HOST
+from fulfillment_assets_tests.served.server import ServedProject, served_project
+
+pytestmark = pytest.mark.slow
 
 RECORDS = 2000
 RUN_TIMEOUT_SECONDS = 180

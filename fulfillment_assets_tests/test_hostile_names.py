@@ -12,8 +12,8 @@ from dagster import DagsterInstance
 from fulfillment_assets import settings
 from fulfillment_assets.models.sql import rejected_select, validated_select
 from fulfillment_assets.warehouse import sql
-from fulfillment_assets_tests.conftest import materialize_all, query
 from fulfillment_assets_tests.fake_api import serve_fake_api
+from fulfillment_assets_tests.helpers import materialize_all, query
 
 # SQL constants and functions callable without parentheses: unquoted, these read the session's
 # values (today, the database role), not the column.

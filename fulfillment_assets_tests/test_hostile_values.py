@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 from dagster import AssetCheckSeverity, DagsterInstance
 
-from fulfillment_assets_tests.conftest import (
+from fulfillment_assets_tests.fake_api import serve_fake_api
+from fulfillment_assets_tests.helpers import (
     RAW_ONLY,
     TEST_API_KEY,
     failure_message,
     materialize_all,
     query,
 )
-from fulfillment_assets_tests.fake_api import serve_fake_api
 
 BIG_CUSTOMER_IDS = {1: 2**63, 2: 2**70, 3: 2**70 + 1}
 

@@ -14,7 +14,7 @@ from dagster import DagsterInstance
 
 from fulfillment_assets.demo_api import DemoApiServer
 from fulfillment_assets.demo_api.changes import parse_since
-from fulfillment_assets_tests.conftest import (
+from fulfillment_assets_tests.helpers import (
     RAW_ONLY,
     failure_message,
     materialize_all,

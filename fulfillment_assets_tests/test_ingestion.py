@@ -9,7 +9,6 @@ import subprocess
 import threading
 import urllib.error
 import urllib.request
-from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -17,47 +16,31 @@ import pytest
 from dagster import DagsterInstance, TableSchema
 
 from fulfillment_assets import settings
-from fulfillment_assets.demo_api import Dataset, DemoApiServer
+from fulfillment_assets.demo_api import DemoApiServer
 from fulfillment_assets.source.pages import EMPTY_PAGE_RETRIES
-from fulfillment_assets_tests.conftest import (
+from fulfillment_assets_tests.helpers import (
     RAW_ONLY,
+    api_rows,
     failure_message,
     materialize_all,
     query,
     table_snapshot,
 )
-from fulfillment_assets_tests.dagster_server import MATERIALIZE_EVERYTHING
-
-
-def _api_rows(api: DemoApiServer) -> list[tuple]:
-    """What the API serves, one row per id, in the raw table's snapshot shape."""
-    dataset = Dataset(api.options)
-    rows = []
-    for record_id in range(1, dataset.n + 1):
-        record = dataset.record(record_id)
-        rows.append(
-            (
-                record["id"],
-                record.get("customer_id"),
-                record.get("order_status"),
-                datetime.fromisoformat(record["updated_at"]),
-                record["amount"],
-            )
-        )
-    return rows
+from fulfillment_assets_tests.served.cli import MATERIALIZE_EVERYTHING
 
 
 def _ids_requested(api: DemoApiServer) -> list[int | None]:
     return [request.offset for request in api.requests]
 
 
+@pytest.mark.every_destination
 def test_loads_exactly_the_api_records_and_a_rerun_adds_no_duplicates(
     demo_api: DemoApiServer, instance: DagsterInstance, isolated_environment: Path
 ) -> None:
     result = materialize_all(instance)
 
     assert result.success
-    expected = _api_rows(demo_api)
+    expected = api_rows(demo_api)
     assert table_snapshot(isolated_environment) == expected
     # Not a multiple of 100: 12 full pages and a short one, and no request past the end.
     # Every page once, and the empty page at `total` that confirms the end.
@@ -142,6 +125,7 @@ def test_without_total_a_full_last_page_stops_on_the_empty_page(
     ]
 
 
+@pytest.mark.every_destination
 def test_an_empty_api_loads_nothing_and_succeeds(
     demo_api: DemoApiServer, instance: DagsterInstance
 ) -> None:
@@ -246,7 +230,7 @@ def test_a_slow_api_is_read_ahead_concurrently_with_the_same_result(
     assert materialize_all(instance, selection=RAW_ONLY).success
 
     assert demo_api.max_in_flight > 2
-    assert table_snapshot(isolated_environment) == _api_rows(demo_api)
+    assert table_snapshot(isolated_environment) == api_rows(demo_api)
     assert sorted(_ids_requested(demo_api), key=lambda offset: offset or 0) == list(
         range(0, 3001, 100)
     )
@@ -260,7 +244,7 @@ def test_without_total_the_walk_stays_sequential(
     assert materialize_all(instance, selection=RAW_ONLY).success
 
     assert demo_api.max_in_flight == 1
-    assert table_snapshot(isolated_environment) == _api_rows(demo_api)
+    assert table_snapshot(isolated_environment) == api_rows(demo_api)
 
 
 def test_a_fast_api_gets_only_a_few_pages_fetched_ahead(
@@ -272,7 +256,7 @@ def test_a_fast_api_gets_only_a_few_pages_fetched_ahead(
     assert materialize_all(instance, selection=RAW_ONLY).success
 
     assert demo_api.max_in_flight <= 1 + settings.READ_AHEAD_FAST_API_PAGES
-    assert table_snapshot(isolated_environment) == _api_rows(demo_api)
+    assert table_snapshot(isolated_environment) == api_rows(demo_api)
 
 
 def test_a_429_lowers_the_concurrency(
@@ -289,7 +273,7 @@ def test_a_429_lowers_the_concurrency(
         assert materialize_all(instance, selection=RAW_ONLY).success
 
     assert "the API answered 429: fetching 4 pages at once from now on" in caplog.text
-    assert table_snapshot(isolated_environment) == _api_rows(demo_api)
+    assert table_snapshot(isolated_environment) == api_rows(demo_api)
 
 
 class ForwardProxy:
@@ -345,7 +329,7 @@ def test_the_environments_proxy_settings_are_honoured(
         proxy.close()
 
     assert result.success
-    assert table_snapshot(isolated_environment) == _api_rows(demo_api)
+    assert table_snapshot(isolated_environment) == api_rows(demo_api)
     # Every page went through the proxy: 13 pages and the empty page that confirms the end.
     assert proxy.relayed == len(demo_api.requests) == 14
 

@@ -14,15 +14,17 @@ from dagster import DagsterInstance, DagsterRunStatus
 
 from fulfillment_assets import settings
 from fulfillment_assets.demo_api import DemoApiOptions, DemoApiServer, make_record
-from fulfillment_assets_tests.conftest import TEST_API_KEY, query
-from fulfillment_assets_tests.dagster_server import MATERIALIZE_EVERYTHING, wait_for
+from fulfillment_assets_tests.helpers import TEST_API_KEY, query
+from fulfillment_assets_tests.served.cli import MATERIALIZE_EVERYTHING, wait_for
+
+pytestmark = pytest.mark.slow
 
 RECORDS = 3000
 # A child process that materializes the raw table into the shared data dir and Dagster instance.
 CHILD = """
 from dagster import DagsterInstance, materialize
 from fulfillment_assets.definitions import defs
-from fulfillment_assets_tests.conftest import RAW_ONLY
+from fulfillment_assets_tests.helpers import RAW_ONLY
 with DagsterInstance.get() as instance:
     result = materialize(
         list(defs.assets), resources=defs.resources, instance=instance, selection=RAW_ONLY
@@ -98,6 +100,7 @@ def _kill_mid_phase(
     assert child.returncode == -signal.SIGKILL
 
 
+@pytest.mark.every_destination
 @pytest.mark.parametrize("phase", ["extract", "load"])
 def test_after_a_run_killed_mid_phase_the_next_cli_run_loads_everything(
     phase: str, demo_api: DemoApiServer, dagster_home: Path, isolated_environment: Path

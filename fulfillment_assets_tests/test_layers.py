@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fulfillment_assets_tests.dagster_server import REPO_ROOT, subprocess_environment
+from fulfillment_assets_tests.served.cli import REPO_ROOT, subprocess_environment
 
 # Imports the contract and every module of `quality/`, and prints what was loaded.
 IMPORT_QUALITY = """

@@ -13,7 +13,7 @@ from dagster import DagsterInstance
 
 from fulfillment_assets import settings
 from fulfillment_assets.demo_api import DemoApiServer
-from fulfillment_assets_tests.conftest import RAW_ONLY, failure_message, materialize_all
+from fulfillment_assets_tests.helpers import RAW_ONLY, failure_message, materialize_all
 
 # Takes a lock with the project's own code in another process, says so, then holds it.
 HOLD = """

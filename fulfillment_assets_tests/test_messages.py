@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from dagster import DagsterInstance
 
-from fulfillment_assets_tests.conftest import (
+from fulfillment_assets_tests.helpers import (
     RAW_ONLY,
     TEST_API_KEY,
     failure_message,

@@ -19,8 +19,8 @@ import pytest
 from dagster import AssetSelection, DagsterInstance
 
 from fulfillment_assets.demo_api import DemoApiServer
-from fulfillment_assets_tests.conftest import RAW_ONLY, materialize_all, query
 from fulfillment_assets_tests.fake_api import serve_fake_api
+from fulfillment_assets_tests.helpers import RAW_ONLY, materialize_all, query
 
 RAW_WITH_CHECKS = AssetSelection.assets(["fulfillment", "fulfillment_data"])
 

@@ -20,15 +20,15 @@ from dagster import DagsterInstance
 from fulfillment_assets import settings
 from fulfillment_assets.demo_api import DemoApiServer
 from fulfillment_assets.source import fulfillment
-from fulfillment_assets_tests.conftest import (
+from fulfillment_assets_tests.helpers import (
     RAW_ONLY,
     TEST_API_KEY,
+    api_rows,
     failure_message,
     materialize_all,
     query,
     table_snapshot,
 )
-from fulfillment_assets_tests.test_ingestion import _api_rows
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ def test_an_api_capping_pages_at_50_loads_every_record(
     ]
     offsets = {request.offset for request in demo_api.requests if request.status == 200}
     assert offsets >= set(range(0, 1234, 50)) | {1234}  # every page, then the empty one
-    assert table_snapshot(isolated_environment) == _api_rows(demo_api)
+    assert table_snapshot(isolated_environment) == api_rows(demo_api)
 
 
 @pytest.mark.parametrize(

@@ -15,9 +15,10 @@ from dagster_graphql import DagsterGraphQLClient
 
 from fulfillment_assets import settings
 from fulfillment_assets.warehouse.resource import Warehouse
-from fulfillment_assets_tests.conftest import CHECK_NAMES, TEST_API_KEY
-from fulfillment_assets_tests.dagster_server import HOST, ServedProject, served_project
+from fulfillment_assets_tests.helpers import CHECK_NAMES, TEST_API_KEY
 from fulfillment_assets_tests.postgres_server import PostgresServer
+from fulfillment_assets_tests.served.process import HOST
+from fulfillment_assets_tests.served.server import ServedProject, served_project
 
 RECORDS = 1500
 POSTGRES_YAML = settings.PROJECT_ROOT / "docs" / "dagster.postgres.yaml"
@@ -67,6 +68,7 @@ def test_the_readme_shows_the_tested_dagster_yaml() -> None:
     assert POSTGRES_YAML.read_text() in README.read_text()
 
 
+@pytest.mark.slow
 def test_dg_dev_with_storage_and_warehouse_on_postgres(
     project: ServedProject, dagster_url: str
 ) -> None:

@@ -12,7 +12,7 @@ from dagster import AssetCheckSeverity, DagsterInstance
 from fulfillment_assets.demo_api import DemoApiOptions, DemoApiServer, make_record, record_ids_with
 from fulfillment_assets.demo_api.data import RecordKind
 from fulfillment_assets.settings import ORDER_STATUSES
-from fulfillment_assets_tests.conftest import CHECK_NAMES, TEST_API_KEY, materialize_all, query
+from fulfillment_assets_tests.helpers import CHECK_NAMES, TEST_API_KEY, materialize_all, query
 
 pytestmark = pytest.mark.every_destination
 

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from dagster import DagsterInstance
 
-from fulfillment_assets_tests.conftest import (
+from fulfillment_assets_tests.helpers import (
     RAW_ONLY,
     TEST_API_KEY,
     failure_message,

@@ -17,7 +17,7 @@ from dagster import (
 from fulfillment_assets.contract import RAW_ASSET_KEY
 from fulfillment_assets.definitions import defs
 from fulfillment_assets.demo_api import DemoApiServer
-from fulfillment_assets_tests.conftest import RAW_ONLY, materialize_all
+from fulfillment_assets_tests.helpers import RAW_ONLY, materialize_all
 
 PLAIN = (str, int, float, bool, type(None), TableSchema, MetadataValue)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from dagster import AssetCheckSeverity, DagsterInstance
 
 from fulfillment_assets.demo_api import DemoApiOptions, DemoApiServer
-from fulfillment_assets_tests.conftest import TEST_API_KEY, materialize_all, query
+from fulfillment_assets_tests.helpers import TEST_API_KEY, materialize_all, query
 
 
 def _contract(result):

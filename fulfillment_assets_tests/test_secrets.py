@@ -20,7 +20,7 @@ import requests
 from dagster import instance_for_test
 
 from fulfillment_assets.demo_api import DemoApiOptions, DemoApiServer
-from fulfillment_assets_tests.conftest import TEST_API_KEY, failure_message, materialize_all
+from fulfillment_assets_tests.helpers import TEST_API_KEY, failure_message, materialize_all
 
 FAILING: dict[str, dict[str, Any]] = {
     "forbidden": {"forbidden": True},

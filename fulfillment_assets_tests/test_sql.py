@@ -13,7 +13,7 @@ from dagster import DagsterInstance
 from fulfillment_assets.demo_api import DemoApiOptions, DemoApiServer
 from fulfillment_assets.models.sql import rejected_select, summary_select, validated_select
 from fulfillment_assets.warehouse import sql
-from fulfillment_assets_tests.conftest import TEST_API_KEY, materialize_all
+from fulfillment_assets_tests.helpers import TEST_API_KEY, materialize_all
 
 DESTINATIONS = ("duckdb", "postgres", "snowflake", "bigquery")
 

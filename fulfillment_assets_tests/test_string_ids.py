@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from dagster import AssetKey, DagsterInstance
 
-from fulfillment_assets_tests.conftest import failure_message, materialize_all, query
 from fulfillment_assets_tests.fake_api import serve_fake_api
+from fulfillment_assets_tests.helpers import failure_message, materialize_all, query
 
 START = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 RAW_KEY = AssetKey(["fulfillment", "fulfillment_data"])

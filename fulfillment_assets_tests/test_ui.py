@@ -16,10 +16,11 @@ import pytest
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 from fulfillment_assets.models.columns import model_column_description
-from fulfillment_assets_tests.conftest import TEST_API_KEY
-from fulfillment_assets_tests.dagster_server import REPO_ROOT, ServedProject, served_project
+from fulfillment_assets_tests.helpers import TEST_API_KEY
+from fulfillment_assets_tests.served.cli import REPO_ROOT
+from fulfillment_assets_tests.served.server import ServedProject, served_project
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "ui"
 RECORDS = 2000

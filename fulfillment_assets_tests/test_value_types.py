@@ -16,7 +16,7 @@ import pytest
 from dagster import DagsterInstance
 
 from fulfillment_assets.warehouse.resource import Warehouse
-from fulfillment_assets_tests.conftest import TEST_API_KEY, materialize_all
+from fulfillment_assets_tests.helpers import TEST_API_KEY, materialize_all
 
 Records = list[dict[str, Any]]
 

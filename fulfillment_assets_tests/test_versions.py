@@ -11,7 +11,7 @@ import pytest
 from dagster import AssetCheckSeverity, AssetSelection, DagsterInstance
 
 from fulfillment_assets.demo_api import DemoApiOptions, DemoApiServer
-from fulfillment_assets_tests.conftest import (
+from fulfillment_assets_tests.helpers import (
     TEST_API_KEY,
     materialize_all,
     query,
