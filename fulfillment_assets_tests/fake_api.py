@@ -17,6 +17,19 @@ import pytest
 from fulfillment_assets_tests.helpers import TEST_API_KEY
 
 
+class RecordsApi:
+    """The records it is given, in offset pages with `total`: the plainest fake API."""
+
+    def __init__(self, records: list[dict[str, Any]] | None = None) -> None:
+        self.records = records or []
+
+    def serve(self, records: list[dict[str, Any]]) -> None:
+        self.records = records
+
+    def page(self, offset: int, limit: int, params: dict[str, str]) -> dict[str, Any]:
+        return {"data": self.records[offset : offset + limit], "total": len(self.records)}
+
+
 class FakeApi(Protocol):
     def page(self, offset: int, limit: int, params: dict[str, str]) -> Any:
         """The page at `offset` (the request's other query params given): a JSON-able value, or

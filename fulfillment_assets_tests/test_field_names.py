@@ -11,7 +11,7 @@ import pytest
 from dagster import AssetCheckSeverity, DagsterInstance
 
 from fulfillment_assets.demo_api import DemoApiServer
-from fulfillment_assets_tests.fake_api import serve_fake_api
+from fulfillment_assets_tests.fake_api import RecordsApi, serve_fake_api
 from fulfillment_assets_tests.helpers import (
     RAW_ONLY,
     api_rows,
@@ -52,30 +52,29 @@ def test_colliding_field_names_load_under_distinct_columns_and_warn(
         assert phrase in description, description
 
 
-class OwnColumnsApi:
+class OwnColumnsApi(RecordsApi):
     """300 orders with fields named after the project's and dlt's own columns (`_deleted_at` as
     an ISO time on a third of them, `_dlt_load_id`), a field with an empty name and three that
     normalize onto one column (`Note`, `note`, `NOTE`)."""
 
     def __init__(self, records: int = 300) -> None:
-        self.orders = [
-            {
-                "id": n,
-                "customer_id": f"cus_{n % 13}",
-                "order_status": "shipped",
-                "updated_at": f"2026-11-01T10:{n // 60:02d}:{n % 60:02d}Z",
-                "_deleted_at": "2026-10-01T00:00:00Z" if n % 3 == 0 else None,
-                "_dlt_load_id": f"api-{n}",
-                "": f"blank-{n}",
-                "Note": "upper first",
-                "note": "lower",
-                "NOTE": "all caps",
-            }
-            for n in range(1, records + 1)
-        ]
-
-    def page(self, offset: int, limit: int, params: dict[str, str]) -> dict:
-        return {"data": self.orders[offset : offset + limit], "total": len(self.orders)}
+        super().__init__(
+            [
+                {
+                    "id": n,
+                    "customer_id": f"cus_{n % 13}",
+                    "order_status": "shipped",
+                    "updated_at": f"2026-11-01T10:{n // 60:02d}:{n % 60:02d}Z",
+                    "_deleted_at": "2026-10-01T00:00:00Z" if n % 3 == 0 else None,
+                    "_dlt_load_id": f"api-{n}",
+                    "": f"blank-{n}",
+                    "Note": "upper first",
+                    "note": "lower",
+                    "NOTE": "all caps",
+                }
+                for n in range(1, records + 1)
+            ]
+        )
 
 
 @pytest.fixture

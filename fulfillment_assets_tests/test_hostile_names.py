@@ -12,7 +12,7 @@ from dagster import DagsterInstance
 from fulfillment_assets import settings
 from fulfillment_assets.models.sql import rejected_select, validated_select
 from fulfillment_assets.warehouse import sql
-from fulfillment_assets_tests.fake_api import serve_fake_api
+from fulfillment_assets_tests.fake_api import RecordsApi, serve_fake_api
 from fulfillment_assets_tests.helpers import materialize_all, query
 
 # SQL constants and functions callable without parentheses: unquoted, these read the session's
@@ -68,23 +68,22 @@ POSTGRES_RESERVED = [
 ]  # fmt: skip
 
 
-class KeywordFieldsApi:
+class KeywordFieldsApi(RecordsApi):
     """20 orders, each with a text field named after every reserved word and SQL constant of
     DuckDB and PostgreSQL, holding `api value of <name>`."""
 
     def __init__(self, names: list[str]) -> None:
-        self.orders = [
-            {
-                "id": n,
-                "customer_id": f"cus_{n}",
-                "order_status": "shipped",
-                **{name: f"api value of {name}" for name in names},
-            }
-            for n in range(1, 21)
-        ]
-
-    def page(self, offset: int, limit: int, params: dict[str, str]) -> dict:
-        return {"data": self.orders[offset : offset + limit], "total": len(self.orders)}
+        super().__init__(
+            [
+                {
+                    "id": n,
+                    "customer_id": f"cus_{n}",
+                    "order_status": "shipped",
+                    **{name: f"api value of {name}" for name in names},
+                }
+                for n in range(1, 21)
+            ]
+        )
 
 
 @pytest.mark.every_destination

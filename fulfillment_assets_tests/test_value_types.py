@@ -5,18 +5,15 @@ varies by record; against a small fake API of the test's own on loopback."""
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
-import orjson
 import pytest
 from dagster import DagsterInstance
 
 from fulfillment_assets.warehouse.resource import Warehouse
-from fulfillment_assets_tests.helpers import TEST_API_KEY, materialize_all
+from fulfillment_assets_tests.fake_api import RecordsApi, serve_fake_api
+from fulfillment_assets_tests.helpers import materialize_all
 
 Records = list[dict[str, Any]]
 
@@ -24,32 +21,9 @@ Records = list[dict[str, Any]]
 @pytest.fixture
 def fake_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Records], None]]:
     """A loopback API serving the records it is given in offset pages, with `total`."""
-    served: list[Records] = [[]]
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
-            params = parse_qs(urlparse(self.path).query)
-            offset, limit = int(params["offset"][0]), int(params["limit"][0])
-            records = served[0]
-            body = orjson.dumps({"data": records[offset : offset + limit], "total": len(records)})
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:  # the URL holds the key: never print it
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("SOURCES__FULFILLMENT__BASE_URL", f"http://127.0.0.1:{server.server_port}")
-    monkeypatch.setenv("SOURCES__FULFILLMENT__API_KEY", TEST_API_KEY)
-    try:
-        yield lambda records: served.__setitem__(0, records)
-    finally:
-        server.shutdown()
-        server.server_close()
+    api = RecordsApi()
+    with serve_fake_api(api, monkeypatch):
+        yield api.serve
 
 
 def _order(number: int, **fields: Any) -> dict[str, Any]:
