@@ -55,11 +55,17 @@ NOTHING_LOADED = AssetCheckResult(
 )
 
 
-def rows_at_latest_materialization(instance: DagsterInstance) -> int:
-    """Rows the raw table held after its latest materialization (0 if never materialized)."""
+def latest_raw_metadata(instance: DagsterInstance) -> dict[str, Any] | None:
+    """The raw asset's latest materialization metadata (what the load reported, read by the
+    checks); None if it was never materialized."""
     event = instance.get_latest_materialization_event(RAW_ASSET_KEY)
     materialization = event.asset_materialization if event else None
-    rows = materialization.metadata.get("dagster/row_count") if materialization else None
+    return dict(materialization.metadata) if materialization else None
+
+
+def rows_at_latest_materialization(instance: DagsterInstance) -> int:
+    """Rows the raw table held after its latest materialization (0 if never materialized)."""
+    rows = (latest_raw_metadata(instance) or {}).get("dagster/row_count")
     # The raw asset records its row count as an int (ingest/assets.py).
     return int(rows.value or 0) if isinstance(rows, IntMetadataValue) else 0
 

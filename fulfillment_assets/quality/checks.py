@@ -18,7 +18,12 @@ from fulfillment_assets import settings
 from fulfillment_assets.contract import RAW_ASSET_KEY
 from fulfillment_assets.display import LISTED_VALUES, listed, shown, shown_counts
 from fulfillment_assets.quality import history
-from fulfillment_assets.quality.check_results import check_metadata, offending, unjudgeable
+from fulfillment_assets.quality.check_results import (
+    check_metadata,
+    latest_raw_metadata,
+    offending,
+    unjudgeable,
+)
 from fulfillment_assets.quality.row_rules import row_rules
 from fulfillment_assets.quality.schema_checks import schema_contract
 from fulfillment_assets.warehouse.resource import Warehouse
@@ -193,11 +198,10 @@ def id_unique_and_not_null(
 
 
 def _rows_received_in_latest_load(context: AssetCheckExecutionContext) -> int | None:
-    event = context.instance.get_latest_materialization_event(RAW_ASSET_KEY)
-    materialization = event.asset_materialization if event else None
-    if materialization is None:
+    metadata = latest_raw_metadata(context.instance)
+    if metadata is None:
         return None
-    rows = materialization.metadata.get("rows_loaded")
+    rows = metadata.get("rows_loaded")
     return int(rows.value) if rows is not None else 0
 
 

@@ -16,7 +16,11 @@ from dagster import (
 from fulfillment_assets.contract import RAW_ASSET_KEY
 from fulfillment_assets.display import shown_id
 from fulfillment_assets.ingest.versions import DISCARDED_COUNT, DISCARDED_SAMPLE
-from fulfillment_assets.quality.check_results import check_metadata, unjudgeable
+from fulfillment_assets.quality.check_results import (
+    check_metadata,
+    latest_raw_metadata,
+    unjudgeable,
+)
 from fulfillment_assets.warehouse.resource import Warehouse
 from fulfillment_assets.warehouse.run_liveness import RunLiveness
 
@@ -37,9 +41,7 @@ def updated_at_never_goes_back(
     # Never a pass on a table it cannot see, like every check here.
     if early := unjudgeable(context.instance, warehouse, ("id", "updated_at")):
         return early
-    event = context.instance.get_latest_materialization_event(RAW_ASSET_KEY)
-    materialization = event.asset_materialization if event else None
-    metadata = materialization.metadata if materialization else {}
+    metadata = latest_raw_metadata(context.instance) or {}
     if DISCARDED_COUNT not in metadata:
         return AssetCheckResult(passed=True, description="no load measured yet")
     count = int(metadata[DISCARDED_COUNT].value)

@@ -20,7 +20,11 @@ from dagster import (
 from fulfillment_assets import settings
 from fulfillment_assets.contract import RAW_ASSET_KEY
 from fulfillment_assets.display import shown
-from fulfillment_assets.quality.check_results import check_metadata, unjudgeable
+from fulfillment_assets.quality.check_results import (
+    check_metadata,
+    latest_raw_metadata,
+    unjudgeable,
+)
 from fulfillment_assets.settings import DELETED_AT
 from fulfillment_assets.warehouse.resource import Warehouse
 from fulfillment_assets.warehouse.run_liveness import RunLiveness
@@ -30,9 +34,7 @@ RAW = settings.RESOURCE_NAME
 
 def _latest_sync(context: AssetCheckExecutionContext) -> dict[str, Any]:
     """The raw asset's latest materialization metadata, as plain values."""
-    event = context.instance.get_latest_materialization_event(RAW_ASSET_KEY)
-    materialization = event.asset_materialization if event else None
-    metadata = materialization.metadata if materialization else {}
+    metadata = latest_raw_metadata(context.instance) or {}
     return {label: entry.value for label, entry in metadata.items()}
 
 
