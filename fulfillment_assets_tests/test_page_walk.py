@@ -146,7 +146,8 @@ def test_sigterm_ends_a_run_with_pages_in_flight_within_seconds(
     demo_api.configure(records=3000, latency_ms=20, drip_offset=1000)
     dagster_home = tmp_path / "dagster_home"
     dagster_home.mkdir()
-    env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
+    # PYTHONFAULTHANDLER: a run still alive after the SIGTERM is aborted and prints every thread.
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "PYTHONFAULTHANDLER": "1"}
     run = subprocess.Popen(
         [
             *(sys.executable, "-m", "dagster", "asset", "materialize"),
@@ -164,11 +165,16 @@ def test_sigterm_ends_a_run_with_pages_in_flight_within_seconds(
         assert run.poll() is None, "the run ended before the dripping page"
         in_flight = demo_api.max_in_flight
         run.send_signal(signal.SIGTERM)
-        run.wait(timeout=30)
+        # communicate, not wait: a run blocked writing to a full stderr pipe would never end.
+        stderr = run.communicate(timeout=30)[1].decode()
+    except subprocess.TimeoutExpired:
+        run.send_signal(signal.SIGABRT)
+        stderr = run.communicate(timeout=30)[1].decode()
+        pytest.fail(f"the run did not end within 30 s of SIGTERM; its threads:\n{stderr[-20000:]}")
     finally:
         if run.poll() is None:
             run.kill()
-        stderr = run.communicate()[1].decode()
+            run.communicate()
     assert in_flight > 1
     assert TEST_API_KEY not in stderr
 
