@@ -1,16 +1,17 @@
 """Every knob of the project in one place: names, paths, statuses, thresholds, windows.
 
-Values a deployment changes come from the environment (read when used, never cached at import),
-so tests and deployments switch them without code changes. The dlt-native settings (base URL,
-API key, destination credentials) are read by dlt itself from `.dlt/*.toml` or `SOURCES__...` /
-`DESTINATION__...` environment variables.
-"""
+Settings come through two paths (docs/configuration.md lists each once, with its default):
+the source's are dlt configuration (`[sources.fulfillment]` in `.dlt/*.toml` or
+`SOURCES__FULFILLMENT__*`, resolved by dlt when a run starts); the rest are environment variables
+read here, the only module of the package that reads the environment, when used (never cached at
+import), so tests and deployments switch them without code changes."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from datetime import timedelta
+from ipaddress import ip_address
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,18 @@ ENDPOINT_PATH = "/v1/fulfillment"
 # see ingest/deletes.py) and the load that last wrote the row (dlt's).
 DELETED_AT = "_deleted_at"
 LOAD_ID = "_dlt_load_id"
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """This machine only: where plain http may carry the API key, and where the demo API listens
+    unless told otherwise."""
+    if host == "localhost":
+        return True
+    try:
+        return ip_address(host or "").is_loopback
+    except ValueError:
+        return False
+
 
 # The seed's HTTP contract.
 PAGE_LIMIT = 100

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 import signal
 import threading
@@ -11,15 +10,7 @@ from collections.abc import Sequence
 
 from fulfillment_assets.demo_api.options import DEMO_API_KEY, MALFORMED_KINDS, DemoApiOptions
 from fulfillment_assets.demo_api.server import DemoApiServer
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+from fulfillment_assets.settings import is_loopback_host
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -83,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Serve in the foreground until SIGINT/SIGTERM."""
     parser = _parser()
     args = parser.parse_args(argv)
-    if not _is_loopback(args.host) and not args.allow_non_loopback:
+    if not is_loopback_host(args.host) and not args.allow_non_loopback:
         parser.error(f"refusing non-loopback host {args.host!r}; pass --allow-non-loopback")
     api_key = DEMO_API_KEY
     if args.api_key_env:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from ipaddress import ip_address
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -184,19 +183,11 @@ def check_base_url(base_url: str, allow_insecure_http: bool) -> str:
         raise FulfillmentApiError(
             f"base_url {mask(base_url)!r} is not an http(s) URL: check {BASE_URL_SETTING}"
         )
-    if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.hostname):
+    in_clear = parts.scheme == "http" and not settings.is_loopback_host(parts.hostname)
+    if in_clear and not allow_insecure_http:
         raise FulfillmentApiError(
             f"base_url {mask(base_url)!r} is plain http on a non-loopback host, so the API key "
             "would travel in clear text: use https, or set SOURCES__FULFILLMENT__"
             "ALLOW_INSECURE_HTTP=true to accept that risk"
         )
     return base_url.rstrip("/")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ip_address(host).is_loopback
-    except ValueError:
-        return False
