@@ -47,7 +47,11 @@ RAW_ONLY = AssetSelection.assets(["fulfillment", "fulfillment_data"]).without_ch
 
 
 def materialize_all(
-    instance: DagsterInstance, *, raise_on_error: bool = True, selection: Any = None
+    instance: DagsterInstance,
+    *,
+    raise_on_error: bool = True,
+    selection: Any = None,
+    run_config: Any = None,
 ) -> ExecuteInProcessResult:
     """Materializes the project's assets (all of them by default) as the definitions declare."""
     from fulfillment_assets.definitions import defs
@@ -60,6 +64,7 @@ def materialize_all(
         instance=instance,
         raise_on_error=raise_on_error,
         selection=selection,
+        run_config=run_config,
     )
 
 

@@ -1,6 +1,8 @@
 """The fulfillment API and its raw table as Dagster assets, through dagster-dlt."""
 
+import dataclasses
 from collections.abc import Iterator, Mapping
+from functools import partial
 from typing import Any
 
 from dagster import (
@@ -21,21 +23,33 @@ from dagster_dlt import DagsterDltResource, DagsterDltTranslator, build_dlt_asse
 from dagster_dlt.constants import META_KEY_PIPELINE, META_KEY_SOURCE, META_KEY_TRANSLATOR
 from dagster_dlt.translator import DltResourceTranslatorData
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
+from dlt.extract.source import DltSource
 
 from fulfillment_assets import settings
 from fulfillment_assets.contract import API_ASSET_KEY, OWNERS
 from fulfillment_assets.ingest.sync_metadata import (
     IngestConfig,
     mark_deletes_of_walk,
+    partial_walk_observation,
     sync_metadata,
+    walk_of_last_run,
+    walk_progress,
 )
-from fulfillment_assets.ingest.versions import keep_newest, record_load
+from fulfillment_assets.ingest.versions import keep_newest, record_load, staged_table
+from fulfillment_assets.ingest.walks import (
+    commit_chunk,
+    discard,
+    max_walk_age_hours,
+    unfinished_walk,
+    walk_resume,
+)
 from fulfillment_assets.source import (
     API_KEY_SETTING,
     BASE_URL_SETTING,
     describe_fulfillment,
     fulfillment,
 )
+from fulfillment_assets.source.chunks import WalkPosition
 from fulfillment_assets.warehouse.resource import Warehouse, described_pipeline
 from fulfillment_assets.warehouse.run_liveness import RunLiveness
 
@@ -211,37 +225,98 @@ def fulfillment_dlt_assets(
     run_liveness: RunLiveness,
     config: IngestConfig,
 ) -> Iterator[Any]:
-    """Loads the fulfillment API into the raw table; configuration is resolved per run."""
+    """Loads the fulfillment API into the raw table; configuration is resolved per run.
+
+    A full walk loads in chunks, each committed with where the walk stands (`walks.py`), and
+    resumes an unfinished one; the raw table is materialized once, when the walk is whole."""
+    build = partial(
+        _configured_source,
+        full_refresh=config.full_refresh,
+        # PostgreSQL stores no NUL character in text or JSON: such a page fails by name.
+        text_without_nul=warehouse.destination_name() in NUL_REFUSING_DESTINATIONS,
+    )
+    build(walk_resume=None)  # a missing setting fails here, before any wait for the pipeline
+    with warehouse.loading_pipeline(context.log) as pipeline:
+        walk = unfinished_walk(
+            warehouse,
+            resume=config.resume,
+            max_age_hours=max_walk_age_hours(),
+            log=context.log,
+        )
+        committed = walk  # as the destination keeps it: what a later run resumes
+        while True:
+            source = build(walk_resume=walk_resume(warehouse, walk) if walk else None)
+            keep_newest(source, warehouse)
+            try:
+                results = list(
+                    dlt.run(
+                        context=context,
+                        dlt_source=source,
+                        dlt_pipeline=pipeline,
+                        dagster_dlt_translator=TRANSLATOR,
+                        loader_file_format=_loader_file_format(pipeline),
+                    )
+                )
+            except Exception:
+                if committed is not None:  # chunks of it are loaded: the asset page says so
+                    observation = partial_walk_observation(committed)
+                    context.log.warning(str(observation.metadata["walk_summary"].value))
+                    yield observation
+                raise
+            position = chunk_loaded(context, pipeline, warehouse)
+            if position is not None and not position.done:
+                # The next chunk goes on right where this one ended: the overlap is for a run
+                # that resumes the walk later, when the listing may have moved.
+                committed, walk = position, dataclasses.replace(position, overlap=0)
+                continue
+            # What runs after the walk's last load, in this order: its deletes (against the rows
+            # dlt staged for this load, or the ids its chunks kept), then the versions side table
+            # brought up to date (which reads the same staged rows), then what the run reports
+            # (reads only).
+            marked = mark_deletes_of_walk(context, pipeline, warehouse, position)
+            discard(warehouse)
+            versions = record_load(warehouse, pipeline)
+            sync = sync_metadata(context, pipeline, warehouse, marked)
+            stats = {**_table_stats(warehouse), **versions, **walk_progress(position)}
+            for result in results:
+                if isinstance(result, MaterializeResult):
+                    metadata = {**(result.metadata or {}), **stats, **sync}
+                    yield result._replace(metadata=readable_load_metadata(metadata))
+                else:
+                    yield result
+            return
+
+
+def _configured_source(
+    *, full_refresh: bool, text_without_nul: bool, walk_resume: dict[str, Any] | None
+) -> DltSource:
     try:
-        source = fulfillment(
-            full_refresh=config.full_refresh,
-            # PostgreSQL stores no NUL character in text or JSON: such a page fails by name.
-            text_without_nul=warehouse.destination_name() in NUL_REFUSING_DESTINATIONS,
+        return fulfillment(
+            full_refresh=full_refresh, text_without_nul=text_without_nul, walk_resume=walk_resume
         )
     except ConfigFieldMissingException as missing:
         setting = API_KEY_SETTING if "api_key" in missing.fields else BASE_URL_SETTING
         raise Failure(f"the fulfillment source is not configured: set {setting}") from None
-    with warehouse.loading_pipeline(context.log) as pipeline:
-        keep_newest(source, warehouse)
-        for result in dlt.run(
-            context=context,
-            dlt_source=source,
-            dlt_pipeline=pipeline,
-            dagster_dlt_translator=TRANSLATOR,
-            loader_file_format=_loader_file_format(pipeline),
-        ):
-            if isinstance(result, MaterializeResult):
-                # What runs after the load, in this order: the walk's deletes (against the rows
-                # dlt staged for this load), then the versions side table brought up to date
-                # (which reads the same staged rows), then what the run reports (reads only).
-                marked = mark_deletes_of_walk(context, pipeline, warehouse)
-                versions = record_load(warehouse, pipeline)
-                sync = sync_metadata(context, pipeline, warehouse, marked)
-                stats = {**_table_stats(warehouse), **versions}
-                metadata = readable_load_metadata({**(result.metadata or {}), **stats, **sync})
-                yield result._replace(metadata=metadata)
-            else:
-                yield result
+
+
+def chunk_loaded(
+    context: AssetExecutionContext, pipeline: Any, warehouse: Warehouse
+) -> WalkPosition | None:
+    """After a chunk's load: where its walk stands now, committed with the chunk's ids unless
+    the walk ended in its first chunk (None: an incremental walk, not chunked)."""
+    position = walk_of_last_run(pipeline)
+    if position is None:
+        return None
+    load_info = pipeline.last_trace.last_load_info if pipeline.last_trace else None
+    if load_info and load_info.loads_ids:
+        position.load_ids.append(load_info.loads_ids[-1])
+        if not (position.done and position.chunks == 1):
+            commit_chunk(warehouse, position, position.load_ids[-1], staged_table(pipeline))
+    if not position.done:
+        # Each chunk's load brings its rows: the versions side table follows them.
+        record_load(warehouse, pipeline)
+        context.log.info(f"chunk loaded: {position.describe(position.ledger.get('last_total'))}")
+    return position
 
 
 def _table_stats(warehouse: Warehouse) -> dict[str, Any]:

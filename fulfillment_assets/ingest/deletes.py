@@ -18,7 +18,7 @@ from dagster import Failure
 from fulfillment_assets import settings
 from fulfillment_assets.settings import DELETED_AT
 from fulfillment_assets.warehouse.resource import Warehouse
-from fulfillment_assets.warehouse.sql import literal
+from fulfillment_assets.warehouse.sql import literal, literals
 
 MAX_DELETE_FRACTION_SETTING = "SOURCES__FULFILLMENT__MAX_DELETE_FRACTION"
 DEFAULT_MAX_DELETE_FRACTION = 0.5
@@ -45,23 +45,21 @@ def not_deleted(raw_columns: dict[str, str]) -> str:
 
 
 def mark_deleted(
-    warehouse: Warehouse, load_id: str, noticed_at: dt.datetime, staged_table: str
+    warehouse: Warehouse, load_ids: list[str], noticed_at: dt.datetime, returned_ids: str
 ) -> tuple[int, int]:
-    """Marks the rows a complete walk (load `load_id`) did not return; (marked, table rows).
+    """Marks the rows a complete walk did not return; (marked, table rows).
 
-    A row the walk returned in an older version than the stored one keeps its older load id (the
-    merge kept the newer row, `versions.py`), but it was returned: `staged_table` holds every
-    record of the load as dlt staged it.
+    `load_ids` are the walk's loads (one, or one per chunk); `returned_ids` a subquery of every id
+    the walk received: the load's staged rows, or the walk's ids over its chunks
+    (`walks.py`). A row the walk returned in an older version than the stored one keeps its
+    older load id (the merge kept the newer row, `versions.py`), but it was returned.
 
     Fails, marking none, if that would be more than the allowed fraction of the table: an API
     that suddenly returns a partial list must not empty the models."""
     table = settings.RESOURCE_NAME
     limit = max_delete_fraction()
-    older = f"_dlt_load_id <> {literal(load_id)} AND {DELETED_AT} IS NULL"
-    unmarked = (
-        f"{older} AND id NOT IN "
-        f"(SELECT id FROM {staged_table} WHERE _dlt_load_id = {literal(load_id)})"
-    )
+    older = f"_dlt_load_id NOT IN ({literals(load_ids)}) AND {DELETED_AT} IS NULL"
+    unmarked = f"{older} AND id NOT IN ({returned_ids})"
     ((rows, candidates),) = warehouse.query(
         f"SELECT count(*), count(*) FILTER (WHERE {older}) FROM {table}"
     )

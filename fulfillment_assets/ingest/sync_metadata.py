@@ -11,16 +11,20 @@ import datetime as dt
 from typing import Any
 
 import dlt
-from dagster import AssetExecutionContext, Config, MetadataValue
+from dagster import AssetExecutionContext, AssetObservation, Config, MetadataValue
 from pydantic import Field
 
 from fulfillment_assets import settings
+from fulfillment_assets.contract import RAW_ASSET_KEY
 from fulfillment_assets.ingest.deletes import mark_deleted
 from fulfillment_assets.ingest.versions import staged_table
+from fulfillment_assets.ingest.walks import returned_ids
 from fulfillment_assets.settings import DELETED_AT
+from fulfillment_assets.source.chunks import WalkPosition
 from fulfillment_assets.source.completeness import WalkVerdict
 from fulfillment_assets.source.incremental import LAST_RUN, UPDATED_SINCE_SETTING, iso_utc
 from fulfillment_assets.warehouse.resource import Warehouse
+from fulfillment_assets.warehouse.sql import literal
 
 
 class IngestConfig(Config):
@@ -31,6 +35,13 @@ class IngestConfig(Config):
         description=(
             "Walk every page without the incremental cursor, mark the orders the API no longer "
             "returns as deleted, and set the cursor anew. Schedules and sensors leave it off."
+        ),
+    )
+    resume: bool = Field(
+        default=True,
+        description=(
+            "Resume an unfinished full walk where its last committed chunk left it (false: "
+            "forget it and walk afresh from offset 0)."
         ),
     )
 
@@ -65,20 +76,59 @@ def walk_metadata(context: AssetExecutionContext, last_run: dict[str, Any]) -> d
 
 
 def mark_deletes_of_walk(
-    context: AssetExecutionContext, pipeline: dlt.Pipeline, warehouse: Warehouse
+    context: AssetExecutionContext,
+    pipeline: dlt.Pipeline,
+    warehouse: Warehouse,
+    walk: WalkPosition | None,
 ) -> int:
-    """After a load: the rows a complete full walk did not return marked deleted (`deletes.py`);
-    how many. Any other walk marks nothing."""
+    """After a walk's last load: the rows a complete full walk did not return marked deleted
+    (`deletes.py`); how many. Any other walk marks nothing. A walk of one chunk is judged by its
+    load's staged rows; one of several by the ids its chunks kept (`walks.py`)."""
     last_run = _resource_state(pipeline).get(LAST_RUN, {})
     if not last_run.get("complete_walk") or not warehouse.columns(settings.RESOURCE_NAME):
         return 0
     load_info = pipeline.last_trace.last_load_info if pipeline.last_trace else None
     if not load_info or not load_info.loads_ids:
         return 0
-    marked, _ = mark_deleted(
-        warehouse, load_info.loads_ids[-1], _run_started_at(context), staged_table(pipeline)
-    )
+    load_id = load_info.loads_ids[-1]
+    if walk is not None and walk.chunks > 1:
+        load_ids, returned = walk.load_ids, returned_ids(walk.walk_id)
+    else:
+        staged = staged_table(pipeline)
+        load_ids, returned = (
+            [load_id],
+            f"SELECT id FROM {staged} WHERE _dlt_load_id = {literal(load_id)}",
+        )
+    marked, _ = mark_deleted(warehouse, load_ids, _run_started_at(context), returned)
     return marked
+
+
+def walk_of_last_run(pipeline: dlt.Pipeline) -> WalkPosition | None:
+    """Where the full walk of the latest load stands (None: an incremental walk)."""
+    walk = _resource_state(pipeline).get(LAST_RUN, {}).get("walk")
+    return WalkPosition.from_dict(walk) if walk else None
+
+
+def walk_progress(walk: WalkPosition | None) -> dict[str, Any]:
+    """Where a full walk in chunks stands: its id, pages and records done (and expected), chunks,
+    runs, and the offset this run resumed it at."""
+    if walk is None:
+        return {}
+    total = walk.ledger.get("last_total")
+    metadata = {
+        "walk_id": MetadataValue.text(walk.walk_id),
+        "walk_status": MetadataValue.text("complete" if walk.done else "partial"),
+        "walk_pages": MetadataValue.int(walk.pages),
+        "walk_records": MetadataValue.int(walk.records),
+        "walk_chunks": MetadataValue.int(walk.chunks),
+        "walk_runs": MetadataValue.int(walk.runs),
+        "walk_position": MetadataValue.text(walk.describe(total)),
+    }
+    if total is not None:
+        metadata["walk_records_expected"] = MetadataValue.int(total)
+    if walk.resumed_from is not None:
+        metadata["walk_resumed_from_offset"] = MetadataValue.int(walk.resumed_from)
+    return metadata
 
 
 def sync_metadata(
@@ -116,3 +166,17 @@ def sync_metadata(
         )
         metadata["rows_deleted"] = MetadataValue.int(deleted)
     return metadata
+
+
+def partial_walk_observation(walk: WalkPosition) -> AssetObservation:
+    """What the raw table holds when a run stops inside a walk: the chunks loaded so far. An
+    observation, not a materialization: the table is not whole, and freshness must not take it
+    for a refresh."""
+    summary = (
+        f"a full walk is partly loaded: {walk.describe(walk.ledger.get('last_total'))}; the next "
+        f"run resumes it at offset {max(walk.offset - walk.overlap, 0)}"
+    )
+    return AssetObservation(
+        asset_key=RAW_ASSET_KEY,
+        metadata={**walk_progress(walk), "walk_summary": MetadataValue.text(summary)},
+    )

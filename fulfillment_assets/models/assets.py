@@ -32,6 +32,7 @@ from fulfillment_assets.contract import (
     VALIDATED_KEY,
 )
 from fulfillment_assets.ingest.deletes import not_deleted
+from fulfillment_assets.ingest.walks import walk_in_progress
 from fulfillment_assets.models.columns import (
     REJECTED_SCHEMA,
     SUMMARY_SCHEMA,
@@ -84,11 +85,20 @@ def _raw_columns(context: AssetExecutionContext, warehouse: Warehouse) -> dict[s
 def _table_result(
     warehouse: Warehouse, table: str, lineage: TableColumnLineage, **metadata: MetadataValue
 ) -> MaterializeResult:
-    """Row count, the columns with dlt's types and their descriptions, and their lineage."""
+    """Row count, the columns with dlt's types and their descriptions, their lineage, and what
+    the raw table held when the model was built (a full walk still going, or a whole one)."""
     ((rows,),) = warehouse.query(f"SELECT count(*) FROM {table}")
+    walk = walk_in_progress(warehouse)
+    built_from = (
+        f"a partly loaded raw table: {walk.describe(walk.ledger.get('last_total'))}; the next "
+        "fulfillment_ingest run resumes the walk"
+        if walk
+        else "the raw table as its latest complete load left it"
+    )
     return MaterializeResult(
         metadata={
             "dagster/row_count": MetadataValue.int(rows),
+            "built_from": MetadataValue.text(built_from),
             "dagster/column_schema": described_schema(warehouse.columns(table)),
             "dagster/column_lineage": lineage,
             "dagster/table_name": warehouse.table(table),

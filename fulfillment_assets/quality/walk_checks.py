@@ -20,6 +20,7 @@ from dagster import (
 from fulfillment_assets import settings
 from fulfillment_assets.contract import RAW_ASSET_KEY
 from fulfillment_assets.display import shown
+from fulfillment_assets.ingest.walks import walk_in_progress
 from fulfillment_assets.quality.check_results import (
     check_metadata,
     latest_raw_metadata,
@@ -55,6 +56,22 @@ def walk_complete(
 ) -> AssetCheckResult:
     if early := unjudgeable(context.instance, warehouse, ("id",)):
         return early
+    if walk := walk_in_progress(warehouse):
+        total = walk.ledger.get("last_total")
+        return AssetCheckResult(
+            passed=False,
+            severity=AssetCheckSeverity.WARN,
+            description=(
+                f"a full walk is still going, the raw table holds part of it: "
+                f"{walk.describe(total)}; the next fulfillment_ingest run resumes it at offset "
+                f"{max(walk.offset - walk.overlap, 0)}"
+            ),
+            metadata={
+                "walk_id": MetadataValue.text(walk.walk_id),
+                "walk_records": MetadataValue.int(walk.records),
+                **({"walk_records_expected": MetadataValue.int(total)} if total else {}),
+            },
+        )
     sync = _latest_sync(context)
     if "walk_complete" not in sync:
         return AssetCheckResult(passed=True, description="no walk judged yet")

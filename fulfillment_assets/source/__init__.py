@@ -43,6 +43,12 @@ from fulfillment_assets.source.arrow import (
     is_project_column,
     page_to_arrow,
 )
+from fulfillment_assets.source.chunks import (
+    CHUNK_SECONDS_SETTING,
+    ChunkBudget,
+    WalkPosition,
+    WalkTracker,
+)
 from fulfillment_assets.source.collector import fewer_collections
 from fulfillment_assets.source.completeness import WalkLedger
 from fulfillment_assets.source.http import (
@@ -181,9 +187,15 @@ def fulfillment(
     api_timezone: str = "UTC",
     max_walk_passes: int = settings.MAX_WALK_PASSES,
     id_type: str | None = None,
+    chunk_pages: int = settings.CHUNK_PAGES,
+    chunk_seconds: float = settings.CHUNK_SECONDS,
     text_without_nul: bool = False,
+    walk_resume: dict[str, Any] | None = None,
 ) -> list[DltResource]:
-    """Fulfillment records from `GET {base_url}/v1/fulfillment`, one resource: fulfillment_data."""
+    """Fulfillment records from `GET {base_url}/v1/fulfillment`, one resource: fulfillment_data.
+
+    A full walk yields one chunk (`chunks.py`); `walk_resume` (a `WalkPosition` as the destination
+    keeps it, plus `seen_ids`: every id the walk received) continues an unfinished one."""
     mask = KeyMask(api_key, base_url)
     _mask_resolved_base_url(mask)
     base_url = check_base_url(base_url, allow_insecure_http)
@@ -192,7 +204,13 @@ def fulfillment(
         page_limit=page_limit,
         page_concurrency=page_concurrency,
         max_walk_passes=max_walk_passes,
+        chunk_pages=chunk_pages,
     )
+    if not chunk_seconds > 0:
+        raise FulfillmentApiError(
+            f"chunk_seconds is {chunk_seconds!r}, expected a number of seconds above 0: set "
+            f"{CHUNK_SECONDS_SETTING}"
+        )
     if id_type is not None and id_type not in settings.ID_TYPES:
         raise FulfillmentApiError(
             f"id_type is {id_type!r}, expected one of {', '.join(settings.ID_TYPES)} (or unset, "
@@ -229,20 +247,46 @@ def fulfillment(
         **{k: v for k, v in resource_config.items() if k != "endpoint"},
     }
 
+    tracker = WalkTracker()
+
     def every_pass(params: dict[str, str]) -> Iterator[dict[str, Any]]:
         """The walk's records, pass after pass until the ledger finds it complete: a listing
         that moved under the offsets is walked again (`completeness.py`), and a later pass
-        yields only the records no earlier pass received."""
-        ledger.start_walk()
-        for number in range(1, max_walk_passes + 1):
-            ledger.start_pass()
+        yields only the records no earlier pass received. A full walk (no "updated since"
+        parameter) yields one chunk of it and says where it stands (`tracker.position`)."""
+        walk, first_pass, go_on = _start_or_resume(ledger, walk_resume if not params else None)
+        budget = ChunkBudget(chunk_pages, chunk_seconds) if not params else None
+        paginator.budget = budget
+        tracker.position = None if params else walk
+        pages_before, paginator.pages_received = walk.pages, 0
+        for number in range(first_pass, max_walk_passes + 1):
+            if go_on and number == first_pass:
+                start = max(walk.offset - walk.overlap, 0)
+                paginator.start_at(start, walk.paginator, overlap=start < walk.offset)
+            else:
+                ledger.start_pass()
+                paginator.start_at(0)
+            if budget is not None:
+                # Nothing fetched ahead past the chunk: the next chunk asks for those pages.
+                left = budget.pages - budget.used
+                session.fetch_limit = paginator.initial_value + left * page_limit
             # Built per walk: the incremental cursor decides the params when the resource runs.
             (pages,) = rest_api_resources(
                 fulfillment_config(base_url, api_key, session, paginator, params, **options)
             )
             yield from pages if number == 1 else filter(ledger.is_new, pages)
+            walk.pass_number = number
+            walk.pages = pages_before + paginator.pages_received
+            walk.records = len(ledger.ids)
+            if paginator.chunk_ended:
+                walk.offset, walk.overlap = paginator.current_value, paginator.last_received
+                walk.paginator, walk.ledger = paginator.snapshot(), ledger.snapshot()
+                walk.chunks += 1
+                return
             verdict = ledger.verdict()
             if verdict.complete or number == max_walk_passes:
+                walk.offset, walk.overlap, walk.done = paginator.current_value, 0, True
+                walk.ledger, walk.chunks = ledger.snapshot(), walk.chunks + 1
                 return
             logger.warning(
                 "pass %d of at most %d: %s; walking the listing again",
@@ -273,8 +317,29 @@ def fulfillment(
             full_refresh=full_refresh,
             api_timezone=zone,
             ledger=ledger,
+            tracker=tracker,
+            resuming=walk_resume is not None,
         )
     ]
+
+
+def _start_or_resume(
+    ledger: WalkLedger, walk_resume: dict[str, Any] | None
+) -> tuple[WalkPosition, int, bool]:
+    """The walk this chunk belongs to, the pass it starts with, and whether that pass goes on
+    where it stood (a resumed first pass) rather than from offset 0.
+
+    A later pass resumed starts again: its earlier passes are every id the walk received, and
+    the ids it had yielded are among them (`WalkLedger.restore`)."""
+    if walk_resume is None:
+        ledger.start_walk()
+        return WalkPosition.start(), 1, False
+    walk = WalkPosition.from_dict(walk_resume)
+    seen_ids = walk_resume.get("seen_ids") or ()
+    go_on = walk.pass_number == 1 and walk.offset > 0
+    passes_before = walk.pass_number if go_on else walk.pass_number - 1
+    ledger.restore({**walk.ledger, "passes": passes_before}, seen_ids)
+    return walk, walk.pass_number, go_on
 
 
 VALUES_READ_AS_TYPE = "values_read_as_type"

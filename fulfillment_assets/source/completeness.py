@@ -20,6 +20,7 @@ deletes and its cursor is no proof (see `incremental.py`).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,13 +118,41 @@ class WalkLedger:
         self._smallest_total = None
         self._last_total = None
 
-    def page(self, ids: list[Any], total: int | None) -> None:
-        """One page's ids (in order) and the `total` it reported."""
+    def snapshot(self) -> dict[str, Any]:
+        """The counters a walk committed in chunks resumes with (`restore`); the ids it received
+        are kept apart, in the destination (`ingest/walks.py`)."""
+        return {
+            "passes": self.passes,
+            "pass_new_ids": self._pass_new_ids,
+            "received_twice": self._received_twice,
+            "smallest_total": self._smallest_total,
+            "total_moved": self._total_moved,
+            "last_total": self._last_total,
+        }
+
+    def restore(self, snapshot: dict[str, Any], ids: Iterable[Any]) -> None:
+        """Where a walk stood after its last committed chunk: its counters and every id it
+        received. Resumed within its first pass, the pass goes on; a later pass starts again
+        (`start_pass`), its earlier passes being every id received."""
+        self.start_walk()
+        self.ids = set(ids)
+        self.passes = int(snapshot.get("passes", 0))
+        self._pass_new_ids = int(snapshot.get("pass_new_ids", 0))
+        self._received_twice = int(snapshot.get("received_twice", 0))
+        self._smallest_total = snapshot.get("smallest_total")
+        self._total_moved = bool(snapshot.get("total_moved", False))
+        self._last_total = snapshot.get("last_total")
+
+    def page(self, ids: list[Any], total: int | None, *, overlap: bool = False) -> None:
+        """One page's ids (in order) and the `total` it reported. An `overlap` page is one a
+        resumed walk asks again on purpose: its repeats are no sign of a moving listing."""
         before_union = len(self.ids)
         self.ids.update(ids)
         new = len(self.ids) - before_union
         self._pass_new_ids += new
-        if self.passes <= 1:
+        if overlap:
+            pass  # asked again on purpose: no repeat counts
+        elif self.passes <= 1:
             # The first pass's ids are the union: one set, not two (a full run's hot path).
             self._received_twice += len(ids) - new
         else:

@@ -26,6 +26,7 @@ from dlt.extract.items import DataItemWithMeta
 from dlt.extract.resource import DltResource
 
 from fulfillment_assets.settings import DELETED_AT, LOAD_ID
+from fulfillment_assets.source.chunks import WalkTracker
 from fulfillment_assets.source.completeness import WalkLedger
 from fulfillment_assets.source.http import FulfillmentPageError
 from fulfillment_assets.source.values import to_timestamps
@@ -150,21 +151,30 @@ def fulfillment_resource(
     full_refresh: bool,
     api_timezone: str = "UTC",
     ledger: WalkLedger | None = None,
+    tracker: WalkTracker | None = None,
+    resuming: bool = False,
 ) -> DltResource:
     """The raw resource: `walk(params)` yields the pages' batches; with `updated_since_param`
     set, dlt's incremental cursor decides the parameter and filters what an API ignoring it
-    returns. `ledger` judges whether the walk was complete (without one, it is taken as such)."""
+    returns. `ledger` judges whether the walk was complete (without one, it is taken as such);
+    `tracker` holds where a full walk in chunks stands (`chunks.py`); `resuming` one is full."""
     name = hints.pop("name")
     hints = {**hints, "columns": cursor_hints(hints.get("columns", {}), cursor_field)}
+    tracker = tracker or WalkTracker()
 
     def report(*, full: bool, **last_run: Any) -> None:
-        """The walk's `last_run`: only a full walk the ledger found complete marks deletes."""
-        judged = ledger.verdict().as_state() if ledger else {"walk_complete": True}
-        complete_walk = full and judged["walk_complete"]
+        """The walk's `last_run`: only a full walk the ledger found complete marks deletes, once
+        its last chunk is loaded; a chunk before it reports where the walk stands."""
+        walk = tracker.position
+        if walk is not None and not walk.done:
+            judged: dict[str, Any] = {"walk_complete": False}
+        else:
+            judged = ledger.verdict().as_state() if ledger else {"walk_complete": True}
         dlt.current.resource_state()[LAST_RUN] = {
             **last_run,
             **judged,
-            "complete_walk": complete_walk,
+            "complete_walk": full and bool(judged["walk_complete"]),
+            "walk": walk.as_dict() if walk is not None else None,
         }
 
     if not updated_since_param:
@@ -186,15 +196,17 @@ def fulfillment_resource(
     def cursor_walk(
         cursor: dlt.sources.incremental[dt.datetime] = cursor_default,
     ) -> Iterator[pa.Table]:
-        full = full_refresh or cursor.start_value is None
+        # A resumed walk is a full one whatever cursor its earlier chunks left.
+        full = full_refresh or resuming or cursor.start_value is None
+        state = cursor.get_state()
         if full:  # walk and keep everything; dlt stores this walk's max as the new cursor
-            state = cursor.get_state()
             state["last_value"] = state["start_value"] = None
             state["unique_hashes"] = []
             cursor.start_value = None
         start = None if full else cursor.start_value
         since = None if start is None else iso_utc(start)
         received = missing = older = 0
+        newest: dt.datetime | None = None
         for batch in walk({updated_since_param: since} if since else {}):
             table = arrow_of(batch)
             if table is None:  # a plain row (arrow_batch_rows = 0)
@@ -205,7 +217,18 @@ def fulfillment_resource(
             missing += column.null_count
             if start is not None:
                 older += pc.sum(pc.less(column, pa.scalar(start, _TIMESTAMP))).as_py() or 0
+            batch_newest = pc.max(column).as_py()
+            if batch_newest is not None and (newest is None or batch_newest > newest):
+                newest = batch_newest
             yield with_load_columns(with_arrow(batch, table))
+        position = tracker.position
+        if position is not None:
+            newest = _newest(newest, position.cursor_max)
+            position.cursor_max = newest.isoformat() if newest else None
+            if position.done and newest is not None:
+                # The cursor is the whole walk's newest, not its last chunk's: set only by a
+                # completed walk (each chunk before stored its own, which a resumed walk ignores).
+                state["last_value"] = newest
         report(
             full=full,
             mode="full" if full else "incremental",
@@ -216,3 +239,11 @@ def fulfillment_resource(
         )
 
     return dlt.resource(cursor_walk, name=name, **hints)()
+
+
+def _newest(received: dt.datetime | None, stored: str | None) -> dt.datetime | None:
+    """The newer of this chunk's newest cursor value and the walk's before it."""
+    before = dt.datetime.fromisoformat(stored) if stored else None
+    if received is None or before is None:
+        return received or before
+    return max(received, before)

@@ -22,6 +22,7 @@ from dlt.sources.helpers.rest_client.paginators import OffsetPaginator
 from fulfillment_assets.display import shown, shown_id
 from fulfillment_assets.masking import KeyMask
 from fulfillment_assets.source.api_message import the_api_says
+from fulfillment_assets.source.chunks import ChunkBudget
 from fulfillment_assets.source.completeness import WalkLedger
 from fulfillment_assets.source.http import (
     FulfillmentPageError,
@@ -195,15 +196,49 @@ class FulfillmentPaginator(OffsetPaginator):
         self._largest_page = 0
         self._last_received = 0
         self._empty_pages_asked_again = 0
+        # A walk in chunks (`chunks.py`): the current chunk's budget, whether it ended the pass
+        # early, and what a resumed pass starts with.
+        self.budget: ChunkBudget | None = None
+        self.chunk_ended = False
+        self.pages_received = 0  # over the passes of one chunk (the source resets it)
+        self._resumed: dict[str, Any] | None = None
+        self._overlap_pending = False
+
+    def start_at(
+        self, offset: int, snapshot: dict[str, Any] | None = None, *, overlap: bool = False
+    ) -> None:
+        """The next pass starts at `offset`; a resumed pass with the counters of `snapshot`,
+        its first page (`overlap`) one the walk received before."""
+        self.initial_value = offset
+        self._resumed = snapshot
+        self._overlap_pending = overlap
+
+    @property
+    def last_received(self) -> int:
+        """The records of the latest page: what a resumed walk asks again (the overlap)."""
+        return self._last_received
+
+    def snapshot(self) -> dict[str, Any]:
+        """What a pass resumed in another chunk goes on with (`start_at`)."""
+        return {
+            "total": self.total,
+            "total_moved": self.total_moved,
+            "first_total": self._first_total,
+            "largest_page": self._largest_page,
+            "last_received": self._last_received,
+            "pages": self.progress.pages,
+        }
 
     def init_request(self, request: requests.Request) -> None:
-        self.total = None
-        self.total_moved = False
-        self._first_total = None
-        self.progress = PageProgress()
-        self._largest_page = 0
-        self._last_received = 0
+        resumed, self._resumed = self._resumed or {}, None
+        self.total = resumed.get("total")
+        self.total_moved = bool(resumed.get("total_moved", False))
+        self._first_total = resumed.get("first_total")
+        self.progress = PageProgress(pages=int(resumed.get("pages", 0)), offset=self.initial_value)
+        self._largest_page = int(resumed.get("largest_page", 0))
+        self._last_received = int(resumed.get("last_received", 0))
         self._empty_pages_asked_again = 0
+        self.chunk_ended = False
         super().init_request(request)
 
     def _ask_again(self, offset: int, received: int, total: int | None) -> bool:
@@ -247,7 +282,8 @@ class FulfillmentPaginator(OffsetPaginator):
             self.total = total
             self._first_total = total if self._first_total is None else self._first_total
         # `check_page` has made sure every record has an `id`.
-        self.ledger.page(list(map(_RECORD_ID, data or ())), total)
+        overlap, self._overlap_pending = self._overlap_pending, False
+        self.ledger.page(list(map(_RECORD_ID, data or ())), total, overlap=overlap)
         self.current_value = offset + received
         self._has_next_page = received > 0
         if short_page and self.total_moved and self.current_value >= (self._first_total or 0):
@@ -255,7 +291,19 @@ class FulfillmentPaginator(OffsetPaginator):
             # it. Waiting for an empty page would chase the orders created while it walks (each
             # page a few), for as long as the shop sells; the next run loads those.
             self._has_next_page = False
-        self.progress.page(received, self.current_value, self.total, last=not self._has_next_page)
+        self.pages_received += 1
+        if self.budget is not None:
+            self.budget.page()
+            if self._has_next_page and self.budget.spent():
+                # The chunk is loaded; the walk goes on from `current_value` in the next one.
+                self.chunk_ended, self._has_next_page = True, False
+        self.progress.page(
+            received,
+            self.current_value,
+            self.total,
+            last=not self._has_next_page,
+            chunk_ended=self.chunk_ended,
+        )
         if self.total is not None and not self.total_moved:  # a total that stands still binds
             if self.current_value > self.total:
                 raise FulfillmentPageError(

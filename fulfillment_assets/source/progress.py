@@ -15,17 +15,30 @@ logger = logging.getLogger("fulfillment_assets.progress")
 
 
 class PageProgress:
-    """Counts pages and records of one walk and logs them every PROGRESS_LOG_SECONDS."""
+    """Counts pages and records of one walk and logs them every PROGRESS_LOG_SECONDS.
 
-    def __init__(self, interval: float | None = None) -> None:
+    A walk resumed in another chunk or run counts on from where it stood (`pages`, `offset`);
+    its rate is this chunk's."""
+
+    def __init__(self, interval: float | None = None, *, pages: int = 0, offset: int = 0) -> None:
         self.interval = settings.PROGRESS_LOG_SECONDS if interval is None else interval
         self.started = time.monotonic()
         self.logged = self.started
-        self.pages = 0
-        self.records = 0
+        self.pages = pages
+        self.records = offset
+        self._offset = offset
 
-    def page(self, received: int, records: int, total: int | None, *, last: bool) -> None:
-        """One page of `received` records arrived; `records` so far, `last` if the walk ended."""
+    def page(
+        self,
+        received: int,
+        records: int,
+        total: int | None,
+        *,
+        last: bool,
+        chunk_ended: bool = False,
+    ) -> None:
+        """One page of `received` records arrived; `records` so far, `last` if the walk (or, with
+        `chunk_ended`, its chunk) ended."""
         self.pages += 1
         self.records = records
         now = time.monotonic()
@@ -33,12 +46,15 @@ class PageProgress:
             return
         self.logged = now
         elapsed = max(now - self.started, 1e-9)
-        rate = records / elapsed
+        rate = (records - self._offset) / elapsed
         line = f"{self.pages} pages, {records} records, {rate:,.0f} records/s"
-        if last:
+        if last and not chunk_ended:
             logger.info("fetched %s in %.1f s: done", line, elapsed)
             return
         if total:
             eta = (total - records) / rate if rate else float("inf")
             line += f", {records / total:.0%} of {total}, ETA {eta:.0f} s"
+        if chunk_ended:
+            logger.info("fetched %s: chunk done, loading it", line)
+            return
         logger.info("fetched %s", line)

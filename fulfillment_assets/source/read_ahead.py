@@ -98,6 +98,9 @@ class ReadAheadSession(requests.Session):
         self._stop_offset = 0
         self._step = 0
         self._workers: DaemonWorkers | None = None
+        # No page at or past this offset is fetched ahead: the end of a walk's chunk, whose
+        # pages past it the next chunk asks for (None: up to `total`).
+        self.fetch_limit: int | None = None
 
     def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
         """A page fetched ahead was prepared then; the walk's other pages are prepared here."""
@@ -222,7 +225,10 @@ class ReadAheadSession(requests.Session):
                 return
             template, kwargs = self._template, self._send_kwargs
             # Up to `total` itself: the empty page there confirms the walk's end.
-            while self._next_offset <= self._stop_offset and len(self._pending) < self._ahead():
+            stop = self._stop_offset
+            if self.fetch_limit is not None:
+                stop = min(stop, self.fetch_limit - 1)
+            while self._next_offset <= stop and len(self._pending) < self._ahead():
                 offset = self._next_offset
                 self._next_offset += self._step or 1
                 request = template.copy()
