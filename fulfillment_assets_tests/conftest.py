@@ -9,6 +9,7 @@ Fixtures and pytest hooks only: the helpers the tests share are in `helpers.py`.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import threading
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from dagster import DagsterInstance, instance_for_test
 from fulfillment_assets.demo_api import DemoApiOptions, DemoApiServer
 from fulfillment_assets_tests.helpers import TEST_API_KEY, TEST_BACKOFF_FACTOR
 from fulfillment_assets_tests.postgres_server import PostgresServer
+from fulfillment_assets_tests.served.cli import SHIPPED_DAGSTER_YAML
 
 # The PostgreSQL run of a test is slow (a server of the session's own, a database per test):
 # the fast lane (`-m "not slow"`) runs the DuckDB one only.
@@ -111,3 +113,16 @@ def instance(destination: str) -> Iterator[DagsterInstance]:
         overrides = {"storage": {"postgres": {"postgres_url": dsn}}}
     with instance_for_test(overrides=overrides) as test_instance:
         yield test_instance
+
+
+@pytest.fixture
+def dagster_home(tmp_path: Path) -> Path:
+    """A DAGSTER_HOME of the test's own, for runs started from the command line."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    # The project's instance config: telemetry off, one run and one ingestion at a time.
+    shutil.copy(SHIPPED_DAGSTER_YAML, home / "dagster.yaml")
+    # Create the storage now: two children creating a fresh SQLite storage at once race on it.
+    with DagsterInstance.from_config(str(home)):
+        pass
+    return home

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -45,18 +44,6 @@ def _start_child(dagster_home: Path, command: list[str] | None = None) -> subpro
         text=True,
         start_new_session=True,
     )
-
-
-@pytest.fixture
-def dagster_home(tmp_path: Path) -> Path:
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    # The project's instance config: telemetry off, one run and one ingestion at a time.
-    shutil.copy(settings.PROJECT_ROOT / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
-    # Create the storage now: two children creating a fresh SQLite storage at once race on it.
-    with DagsterInstance.from_config(str(home)):
-        pass
-    return home
 
 
 def _loaded_once_each(data_dir: Path) -> None:

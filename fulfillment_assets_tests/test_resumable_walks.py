@@ -173,9 +173,7 @@ def test_resume_false_or_a_walk_too_old_starts_afresh_and_says_so(
     chunked.configure(fail_status=None, fail_offsets=None)
     chunked.clear_requests()
 
-    fresh = materialize_all(
-        instance, selection=RAW_ONLY, run_config=_full_refresh(resume=False)
-    )
+    fresh = materialize_all(instance, selection=RAW_ONLY, run_config=_full_refresh(resume=False))
 
     assert fresh.success
     assert min(request.offset for request in chunked.requests) == 0

@@ -22,9 +22,9 @@ CONFIGURATION = DOCS / "configuration.md"
 # The bundled demo API and the demo job are programs of their own: the demo API's CLI reads the
 # variable its `--api-key-env` names, the demo job sets the source's variables for its run.
 OWN_PROGRAMS = ("demo_api", "demo")
-# Arguments the ingest asset passes itself: a run's config (`full_refresh`) and the destination's
-# needs (`text_without_nul`), not settings.
-PASSED_BY_THE_ASSET = {"full_refresh", "text_without_nul"}
+# Arguments the ingest asset passes itself: a run's config (`full_refresh`), the destination's
+# needs (`text_without_nul`) and the unfinished walk it resumes (`walk_resume`), not settings.
+PASSED_BY_THE_ASSET = {"full_refresh", "text_without_nul", "walk_resume"}
 
 
 def _modules() -> list[Path]:

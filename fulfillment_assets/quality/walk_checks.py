@@ -48,7 +48,8 @@ def _latest_sync(context: AssetCheckExecutionContext) -> dict[str, Any]:
         "Warns when the latest walk of the API may have missed records: the listing moved while "
         "it was walked and the passes allowed did not receive every id (distinct ids against "
         "`total`, or records received twice without one). Says how many may be missing; such a "
-        "walk marks nothing deleted."
+        "walk marks nothing deleted. Warns too while a full walk is still going: the raw table "
+        "holds part of it, and the next run resumes it."
     ),
 )
 def walk_complete(

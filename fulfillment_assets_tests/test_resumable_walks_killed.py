@@ -1,0 +1,162 @@
+"""A full walk killed (SIGKILL, its whole process group) resumes in the instance it ran in.
+
+The runs are the command a user types (`dagster asset materialize`), in a DAGSTER_HOME of the
+test's own; nobody cleans up between them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance
+
+from fulfillment_assets import settings
+from fulfillment_assets.contract import RAW_ASSET_KEY
+from fulfillment_assets.demo_api import DemoApiOptions, DemoApiServer
+from fulfillment_assets.ingest.walks import WALKS
+from fulfillment_assets_tests.helpers import TEST_API_KEY, api_rows, query, table_snapshot
+from fulfillment_assets_tests.served.cli import BIN_DIR, wait_for
+
+pytestmark = pytest.mark.slow
+
+RECORDS = 200_000
+PAGES = RECORDS // settings.PAGE_LIMIT
+CHUNK_PAGES = PAGES // 10  # a tenth of the walk
+RAW_FROM_THE_CLI = [
+    str(BIN_DIR / "dagster"),
+    *("asset", "materialize", "-m", "fulfillment_assets.definitions"),
+    *("--select", "fulfillment/fulfillment_data"),
+]
+RUN_TIMEOUT_SECONDS = 600
+
+
+def _start(dagster_home: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(dagster_home),
+        "SOURCES__FULFILLMENT__CHUNK_PAGES": str(CHUNK_PAGES),
+    }
+    return subprocess.Popen(
+        RAW_FROM_THE_CLI,
+        env=env,
+        cwd=settings.PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def _run(dagster_home: Path) -> None:
+    run = _start(dagster_home)
+    try:
+        assert run.wait(timeout=RUN_TIMEOUT_SECONDS) == 0
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+
+
+def _position(data_dir: Path) -> dict:
+    ((position,),) = query(data_dir, f"SELECT position FROM fulfillment.{WALKS}")
+    return json.loads(position)
+
+
+def _kill_past(data_dir: Path, dagster_home: Path, demo_api: DemoApiServer, share: float) -> dict:
+    """Starts a run and SIGKILLs it once its walk asks for the page at `share` of the records.
+
+    Chunks run one after the other and nothing is fetched past a chunk's end: a page of a chunk
+    asked means every chunk before it is committed."""
+    at = int(share * RECORDS)
+    run = _start(dagster_home)
+    try:
+        wait_for(
+            lambda: run.poll() is not None or any(r.offset >= at for r in demo_api.requests),
+            RUN_TIMEOUT_SECONDS,
+            f"the walk to reach offset {at}",
+            poll=0.01,
+        )
+        assert run.poll() is None, "the run ended before it could be killed"
+        os.killpg(run.pid, signal.SIGKILL)
+    finally:
+        run.wait(timeout=30)
+    assert run.returncode == -signal.SIGKILL
+    position = _position(data_dir)
+    # The chunk before the one asked for is committed (a resumed walk's chunks start a page early).
+    assert position["offset"] > at - CHUNK_PAGES * settings.PAGE_LIMIT
+    return position
+
+
+def _resumed_metadata(dagster_home: Path) -> dict:
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        event = instance.get_latest_materialization_event(RAW_ASSET_KEY)
+        assert event is not None and event.asset_materialization is not None
+        return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+
+def _deleted(data_dir: Path) -> list[tuple]:
+    return query(
+        data_dir, "SELECT id FROM fulfillment.fulfillment_data WHERE _deleted_at IS NOT NULL"
+    )
+
+
+@pytest.mark.every_destination
+def test_a_killed_walk_resumes_where_it_stood_and_judges_deletes_when_whole(
+    demo_api: DemoApiServer, dagster_home: Path, isolated_environment: Path
+) -> None:
+    demo_api.configure(DemoApiOptions(records=RECORDS, api_key=TEST_API_KEY))
+    _run(dagster_home)  # the table as a first walk left it
+    # Every record changes; the next walk is killed at ~60 %.
+    demo_api.configure(data_version=1)
+    demo_api.clear_requests()
+    position = _kill_past(isolated_environment, dagster_home, demo_api, 0.6)
+
+    assert position["offset"] % (CHUNK_PAGES * settings.PAGE_LIMIT) == 0
+    # An order deleted at the API during the interruption, beyond where the walk stood: not
+    # marked while the walk is partial.
+    gone = RECORDS - 7
+    assert gone > position["offset"]
+    demo_api.configure(removed_ids={gone})
+    assert _deleted(isolated_environment) == []
+    demo_api.clear_requests()
+
+    _run(dagster_home)
+
+    # Only the rest was fetched: from one page before where the walk stood, to the empty page.
+    offsets = sorted(request.offset for request in demo_api.requests)
+    resumed_at = position["offset"] - settings.PAGE_LIMIT
+    assert offsets[0] == resumed_at
+    # One record fewer: the pages from `resumed_at` to the total of RECORDS - 1, and the empty one.
+    assert len(offsets) == len(range(resumed_at, RECORDS - 1, settings.PAGE_LIMIT)) + 1
+    assert len(set(offsets)) == len(offsets)
+    # Row for row what an uninterrupted walk of the API loads (its records in their version 1),
+    # and the deleted order marked, now that the walk is whole.
+    expected = [row for row in api_rows(demo_api) if row[0] != gone]
+    assert [row for row in table_snapshot(isolated_environment) if row[0] != gone] == expected
+    assert _deleted(isolated_environment) == [(gone,)]
+    sync = _resumed_metadata(dagster_home)
+    assert sync["walk_status"] == "complete" and sync["walk_complete"] is True
+    assert sync["walk_runs"] == 2 and sync["walk_resumed_from_offset"] == resumed_at
+    assert sync["rows_marked_deleted"] == 1
+    assert query(isolated_environment, f"SELECT count(*) FROM fulfillment.{WALKS}") == [(0,)]
+
+
+def test_a_walk_killed_twice_completes_on_the_third_run(
+    demo_api: DemoApiServer, dagster_home: Path, isolated_environment: Path
+) -> None:
+    demo_api.configure(DemoApiOptions(records=RECORDS, api_key=TEST_API_KEY))
+    first = _kill_past(isolated_environment, dagster_home, demo_api, 0.3)
+    demo_api.clear_requests()
+    second = _kill_past(isolated_environment, dagster_home, demo_api, 0.7)
+
+    assert second["offset"] > first["offset"] and second["runs"] == 2
+    demo_api.clear_requests()
+    _run(dagster_home)
+
+    assert min(request.offset for request in demo_api.requests) == second["offset"] - 100
+    assert table_snapshot(isolated_environment) == api_rows(demo_api)
+    sync = _resumed_metadata(dagster_home)
+    assert sync["walk_runs"] == 3 and sync["walk_complete"] is True
+    assert sync["walk_records"] == RECORDS
