@@ -114,3 +114,8 @@ def failure_message(result: ExecuteInProcessResult) -> str:
         messages.append(error.message)
         error = error.cause
     return "\n".join(messages)
+
+
+def requested_offsets(api: DemoApiServer) -> list[int]:
+    """The offsets of the pages the API was asked for, in the order asked."""
+    return [request.offset for request in api.requests if request.offset is not None]

@@ -18,7 +18,13 @@ from fulfillment_assets import settings
 from fulfillment_assets.contract import RAW_ASSET_KEY
 from fulfillment_assets.demo_api import DemoApiOptions, DemoApiServer
 from fulfillment_assets.ingest.walks import WALKS
-from fulfillment_assets_tests.helpers import TEST_API_KEY, api_rows, query, table_snapshot
+from fulfillment_assets_tests.helpers import (
+    TEST_API_KEY,
+    api_rows,
+    query,
+    requested_offsets,
+    table_snapshot,
+)
 from fulfillment_assets_tests.served.cli import BIN_DIR, wait_for
 
 pytestmark = pytest.mark.slow
@@ -73,7 +79,10 @@ def _kill_past(data_dir: Path, dagster_home: Path, demo_api: DemoApiServer, shar
     run = _start(dagster_home)
     try:
         wait_for(
-            lambda: run.poll() is not None or any(r.offset >= at for r in demo_api.requests),
+            lambda: (
+                run.poll() is not None
+                or any(offset >= at for offset in requested_offsets(demo_api))
+            ),
             RUN_TIMEOUT_SECONDS,
             f"the walk to reach offset {at}",
             poll=0.01,
@@ -125,7 +134,7 @@ def test_a_killed_walk_resumes_where_it_stood_and_judges_deletes_when_whole(
     _run(dagster_home)
 
     # Only the rest was fetched: from one page before where the walk stood, to the empty page.
-    offsets = sorted(request.offset for request in demo_api.requests)
+    offsets = sorted(requested_offsets(demo_api))
     resumed_at = position["offset"] - settings.PAGE_LIMIT
     assert offsets[0] == resumed_at
     # One record fewer: the pages from `resumed_at` to the total of RECORDS - 1, and the empty one.
@@ -155,7 +164,7 @@ def test_a_walk_killed_twice_completes_on_the_third_run(
     demo_api.clear_requests()
     _run(dagster_home)
 
-    assert min(request.offset for request in demo_api.requests) == second["offset"] - 100
+    assert min(requested_offsets(demo_api)) == second["offset"] - 100
     assert table_snapshot(isolated_environment) == api_rows(demo_api)
     sync = _resumed_metadata(dagster_home)
     assert sync["walk_runs"] == 3 and sync["walk_complete"] is True

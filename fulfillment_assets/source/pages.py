@@ -294,7 +294,9 @@ class FulfillmentPaginator(OffsetPaginator):
         self.pages_received += 1
         if self.budget is not None:
             self.budget.page()
-            if self._has_next_page and self.budget.spent():
+            # Only the empty page at `total` left: it confirms the end in this chunk, not in a
+            # load of its own.
+            if self._has_next_page and self.budget.spent() and self.current_value != self.total:
                 # The chunk is loaded; the walk goes on from `current_value` in the next one.
                 self.chunk_ended, self._has_next_page = True, False
         self.progress.page(
