@@ -60,11 +60,12 @@ MAX_RECORDS = 50_000_000
 # included: a second pass finds what the first was shifted past; a third covers a busy spell.
 MAX_WALK_PASSES = 3
 # A full walk commits its records in chunks (source/chunks.py): a dlt load every CHUNK_PAGES pages
-# or CHUNK_SECONDS seconds, the first reached. A walk of 1,000,000 records from a fast API takes
-# ~30 s, two chunks (the cost of a chunk, a load and its bookkeeping, is in docs/benchmarks.md);
-# a slow or rate-limited API's walk commits every 5 minutes. An unfinished walk older than
-# MAX_WALK_AGE_HOURS is not resumed: it starts afresh.
-CHUNK_PAGES = 5_000
+# or CHUNK_SECONDS seconds, the first reached. The time bound is what protects a slow or
+# rate-limited API's walk (a commit every 5 minutes); the page bound is high enough that a fast
+# API's walk of 1,000,000 records (~25 s) is one chunk: each further chunk costs a load and its
+# bookkeeping, 1.15x for a walk of 1,000,000 in two chunks (docs/benchmarks.md). An unfinished
+# walk older than MAX_WALK_AGE_HOURS is not resumed: it starts afresh.
+CHUNK_PAGES = 20_000
 CHUNK_SECONDS = 300.0
 MAX_WALK_AGE_HOURS = 168.0
 # Records per Arrow table handed to dlt (0: plain rows, dlt's normalizer does the typing).
