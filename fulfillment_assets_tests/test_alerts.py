@@ -62,6 +62,7 @@ def test_no_webhook_no_alerts_and_the_tick_says_so(
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.slow  # over 5 s: left out of the fast lane
 def test_a_failed_refresh_alerts_once_and_recovers_once(
     demo_api: DemoApiServer, instance: DagsterInstance, hook: WebhookReceiver
 ) -> None:
@@ -94,6 +95,7 @@ def test_a_failed_refresh_alerts_once_and_recovers_once(
     assert json.loads(tick.cursor or "")["open"] == {}
 
 
+@pytest.mark.slow  # over 5 s: left out of the fast lane
 def test_an_error_check_alerts_once_naming_check_and_asset_and_recovers(
     demo_api: DemoApiServer, instance: DagsterInstance, hook: WebhookReceiver
 ) -> None:
@@ -122,6 +124,7 @@ def test_an_error_check_alerts_once_naming_check_and_asset_and_recovers(
     )
 
 
+@pytest.mark.slow  # over 5 s: left out of the fast lane
 def test_a_stale_table_alerts_once_and_recovers_once(
     demo_api: DemoApiServer,
     instance: DagsterInstance,
@@ -149,6 +152,7 @@ def test_a_stale_table_alerts_once_and_recovers_once(
     assert latest is not None and hook.messages[1].endswith(f"{UI}/runs/{latest.run_id}")
 
 
+@pytest.mark.slow  # over 5 s: left out of the fast lane
 def test_a_webhook_that_is_down_is_retried_logged_and_breaks_nothing(
     demo_api: DemoApiServer,
     instance: DagsterInstance,

@@ -96,6 +96,7 @@ def _materialized(result: Any) -> set[str]:
 ALL_TABLES = {"fulfillment_data", "orders_validated", "orders_rejected", "orders_daily_summary"}
 
 
+@pytest.mark.slow  # over 5 s: left out of the fast lane
 def test_materialize_all_succeeds_and_new_statuses_warn_without_blocking(
     other_api: OtherApi, instance: DagsterInstance, isolated_environment: Path
 ) -> None:
@@ -175,6 +176,7 @@ def test_an_empty_first_load_succeeds(other_api: OtherApi, instance: DagsterInst
     assert all(e.passed for e in _evaluations(result).values())
 
 
+@pytest.mark.slow  # over 5 s: left out of the fast lane
 def test_a_check_never_passes_on_a_table_it_cannot_read(
     other_api: OtherApi,
     instance: DagsterInstance,

@@ -119,6 +119,7 @@ def test_skips_while_fresh_and_requests_once_past_a_short_fail_window(
     assert result.tags["fulfillment/reason"].startswith("stale: loaded ")
 
 
+@pytest.mark.slow  # over 5 s: left out of the fast lane
 def test_requests_nothing_while_a_run_loading_the_raw_table_is_in_flight(
     demo_api: DemoApiServer, instance: DagsterInstance
 ) -> None:

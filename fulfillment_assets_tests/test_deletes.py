@@ -49,6 +49,7 @@ def raw_metadata(result: Any) -> dict[str, Any]:
     return event.materialization.metadata
 
 
+@pytest.mark.slow  # over 5 s: left out of the fast lane
 @pytest.mark.every_destination
 def test_a_full_sync_marks_exactly_the_dropped_orders_and_the_models_leave_them_out(
     demo_api: DemoApiServer, instance: DagsterInstance, fresh: Any, tmp_path: Path

@@ -44,6 +44,7 @@ def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow  # over 5 s: left out of the fast lane
 def test_quiet_by_default_with_step_lines_and_the_summary(tmp_path: Path) -> None:
     done = _run(tmp_path)
     output = done.stdout + done.stderr
@@ -74,6 +75,7 @@ def test_a_failure_prints_the_failing_steps_message_in_full(tmp_path: Path) -> N
     assert "500" in failure and "injected fault" in failure, failure
 
 
+@pytest.mark.slow  # over 5 s: left out of the fast lane
 def test_verbose_brings_back_dagsters_event_log(tmp_path: Path) -> None:
     done = _run(tmp_path, "--verbose")
     assert done.returncode == 0, done.stdout + done.stderr

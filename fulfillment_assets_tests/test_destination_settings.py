@@ -75,6 +75,7 @@ def test_a_duckdb_file_held_by_another_process_names_the_file_and_what_to_do(
     assert "internet connection" not in message
 
 
+@pytest.mark.slow  # over 5 s: left out of the fast lane
 def test_a_load_past_the_duckdb_memory_cap_names_the_setting(
     demo_api: DemoApiServer, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch
 ) -> None:

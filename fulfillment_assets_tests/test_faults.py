@@ -128,6 +128,7 @@ def test_an_endless_api_is_bounded_by_max_records(
     assert table_snapshot(isolated_environment) == loaded
 
 
+@pytest.mark.slow  # over 5 s: left out of the fast lane
 @pytest.mark.parametrize("retry_after", ["1", "http-date"])
 def test_429_with_retry_after_waits_as_told_then_loads(
     retry_after: str, demo_api: DemoApiServer, instance: DagsterInstance, isolated_environment: Path

@@ -84,6 +84,7 @@ def own_columns(monkeypatch: pytest.MonkeyPatch) -> Iterator[OwnColumnsApi]:
         yield api
 
 
+@pytest.mark.slow  # over 5 s: left out of the fast lane
 @pytest.mark.every_destination
 def test_fields_named_after_the_projects_columns_keep_their_values_apart(
     own_columns: OwnColumnsApi, instance: DagsterInstance, isolated_environment: Path

@@ -86,6 +86,7 @@ class KeywordFieldsApi(RecordsApi):
         )
 
 
+@pytest.mark.slow  # over 5 s: left out of the fast lane
 @pytest.mark.every_destination
 def test_fields_named_after_every_dialects_keywords_load_and_reach_the_models(
     monkeypatch: pytest.MonkeyPatch, instance: DagsterInstance, isolated_environment: Path

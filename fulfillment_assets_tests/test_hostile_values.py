@@ -123,6 +123,7 @@ class HostileStatusesApi:
         return {"data": orders[offset : offset + limit], "total": len(orders)}
 
 
+@pytest.mark.slow  # over 5 s: left out of the fast lane
 def test_reports_quote_hostile_values_bounded_and_escaped_and_the_table_keeps_them_whole(
     monkeypatch: pytest.MonkeyPatch, instance: DagsterInstance, isolated_environment: Path
 ) -> None:

@@ -110,6 +110,7 @@ def test_pages_without_total_stop_only_on_the_empty_page(
     assert _ids_requested(demo_api) == [0, 100, 200, 250]
 
 
+@pytest.mark.slow  # over 5 s: left out of the fast lane
 def test_without_total_a_full_last_page_stops_on_the_empty_page(
     demo_api: DemoApiServer, instance: DagsterInstance, isolated_environment: Path
 ) -> None:
@@ -139,6 +140,7 @@ def test_an_empty_api_loads_nothing_and_succeeds(
     assert _ids_requested(demo_api) == [0]
 
 
+@pytest.mark.slow  # over 5 s: left out of the fast lane
 def test_a_503_burst_is_retried_and_everything_loads(
     demo_api: DemoApiServer, instance: DagsterInstance, isolated_environment: Path
 ) -> None:
@@ -169,6 +171,7 @@ def test_a_persistent_retryable_status_fails_after_exactly_four_attempts(
     assert f"HTTP {status}" in message and "offset 100" in message
 
 
+@pytest.mark.slow  # over 5 s: left out of the fast lane
 def test_retry_after_is_honoured(demo_api: DemoApiServer, instance: DagsterInstance) -> None:
     demo_api.configure(records=50, fail_status=429, fail_times=1, retry_after="1")
 
@@ -334,6 +337,7 @@ def test_the_environments_proxy_settings_are_honoured(
     assert proxy.relayed == len(demo_api.requests) == 14
 
 
+@pytest.mark.slow  # over 5 s: left out of the fast lane
 def test_a_run_started_outside_the_project_directory_loads_and_checks_everything(
     demo_api: DemoApiServer, isolated_environment: Path, tmp_path: Path
 ) -> None:

@@ -56,6 +56,7 @@ def replica(monkeypatch: pytest.MonkeyPatch) -> Iterator[LaggingReplica]:
         yield api
 
 
+@pytest.mark.slow  # over 5 s: left out of the fast lane
 @pytest.mark.every_destination
 def test_an_empty_page_once_without_total_is_asked_again_and_nothing_is_marked_deleted(
     replica: LaggingReplica, instance: DagsterInstance, isolated_environment: Path
@@ -188,6 +189,7 @@ def test_a_listing_that_moves_during_the_walk_loads_every_order_and_marks_none_d
         assert walk["walk_passes"] >= 2, walk["walk_summary"]
 
 
+@pytest.mark.slow  # over 5 s: left out of the fast lane
 @pytest.mark.parametrize(
     "shop", [{"listing": "updated_at desc", "changes": 3}], ids=["updates"], indirect=True
 )
@@ -217,6 +219,7 @@ def test_a_walk_still_incomplete_after_its_passes_loads_what_it_has_says_so_and_
     assert "SOURCES__FULFILLMENT__MAX_WALK_PASSES" in str(check.description)
 
 
+@pytest.mark.slow  # over 5 s: left out of the fast lane
 @pytest.mark.parametrize("shop", [{"listing": "ids ascending"}], ids=["appended"], indirect=True)
 def test_a_full_walk_that_marks_rows_deleted_says_how_many_in_a_warning(
     shop: BusyShop, instance: DagsterInstance

@@ -118,6 +118,7 @@ def test_bad_settings_are_refused_before_any_request(
     assert demo_api.requests == []
 
 
+@pytest.mark.slow  # over 5 s: left out of the fast lane
 def test_a_dripping_body_times_out_within_the_request_timeout(
     loaded: list,
     demo_api: DemoApiServer,
@@ -250,6 +251,7 @@ class DripServer:
         self._listener.close()
 
 
+@pytest.mark.slow  # over 5 s: left out of the fast lane
 @pytest.mark.parametrize(
     ("drip", "scheme", "first_bytes"),
     [(DRIPPED_HEADERS, "http", b"GET "), (DRIPPED_TLS_HANDSHAKE, "https", b"\x16\x03")],

@@ -125,6 +125,7 @@ def rate_limited(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
     ],
     ids=["X-Rate-Limit-Reset seconds", "epoch", "RateLimit-Reset", "X-RateLimit-Remaining"],
 )
+@pytest.mark.slow  # over 5 s: left out of the fast lane
 def test_a_rate_limited_api_loads_everything_with_the_seeds_settings(
     reset_header: str,
     epoch: bool,

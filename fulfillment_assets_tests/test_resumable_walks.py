@@ -90,6 +90,7 @@ def test_a_walk_in_chunks_loads_what_one_load_would_and_judges_the_whole_walk(
     assert query(isolated_environment, f"SELECT count(*) FROM fulfillment.{WALK_IDS}") == [(0,)]
 
 
+@pytest.mark.slow  # over 5 s: left out of the fast lane
 def test_deletes_are_judged_over_every_chunk_of_the_walk(
     chunked: DemoApiServer, instance: DagsterInstance, isolated_environment: Path
 ) -> None:
@@ -107,6 +108,7 @@ def test_deletes_are_judged_over_every_chunk_of_the_walk(
     assert _raw_metadata(instance)["rows_marked_deleted"] == 2
 
 
+@pytest.mark.slow  # over 5 s: left out of the fast lane
 def test_a_failed_chunk_keeps_the_position_says_so_and_the_next_run_resumes_there(
     chunked: DemoApiServer, instance: DagsterInstance, isolated_environment: Path
 ) -> None:
@@ -164,6 +166,7 @@ def test_a_failed_chunk_keeps_the_position_says_so_and_the_next_run_resumes_ther
     assert _walk_row(isolated_environment) is None
 
 
+@pytest.mark.slow  # over 5 s: left out of the fast lane
 def test_resume_false_or_a_walk_too_old_starts_afresh_and_says_so(
     chunked: DemoApiServer,
     instance: DagsterInstance,
@@ -197,6 +200,7 @@ def test_resume_false_or_a_walk_too_old_starts_afresh_and_says_so(
     assert table_snapshot(isolated_environment) == api_rows(chunked)
 
 
+@pytest.mark.slow  # over 5 s: left out of the fast lane
 def test_an_incremental_first_walk_in_chunks_sets_the_cursor_to_the_whole_walks_newest(
     chunked: DemoApiServer,
     instance: DagsterInstance,

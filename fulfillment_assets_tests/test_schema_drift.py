@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from dagster import AssetCheckSeverity, DagsterInstance
 
 from fulfillment_assets.demo_api import DemoApiOptions, DemoApiServer
@@ -20,6 +21,7 @@ def _contract(result):
     return evaluation
 
 
+@pytest.mark.slow  # over 5 s: left out of the fast lane
 def test_a_drift_that_stopped_is_cleared_and_no_longer_blocks(
     demo_api: DemoApiServer, instance: DagsterInstance, isolated_environment: Path
 ) -> None:

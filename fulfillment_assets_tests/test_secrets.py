@@ -36,6 +36,7 @@ def _files_containing(root: Path, secret: bytes) -> list[str]:
     return [str(path) for path in root.rglob("*") if path.is_file() and secret in path.read_bytes()]
 
 
+@pytest.mark.slow  # over 5 s: left out of the fast lane
 def test_the_key_is_nowhere_after_succeeding_and_failing_runs(
     demo_api: DemoApiServer,
     tmp_path: Path,
@@ -83,6 +84,7 @@ ODD_KEY = "sk_test ODD/ключ&=7d9c1e5b42"
 BASE_URL_PASSWORD = "pw-FULFILLMENT-4c1d"
 
 
+@pytest.mark.slow  # over 5 s: left out of the fast lane
 def test_every_form_of_the_key_is_masked_whatever_the_api_echoes(
     tmp_path: Path,
     isolated_environment: Path,

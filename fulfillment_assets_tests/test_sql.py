@@ -22,6 +22,7 @@ def _dialect(destination: str) -> sql.Dialect:
     return sql.Dialect.of(destination, "fulfillment")
 
 
+@pytest.mark.slow  # over 5 s: left out of the fast lane
 def test_every_statement_of_a_full_run_renders_and_parses_for_every_destination(
     demo_api: DemoApiServer,
     instance: DagsterInstance,

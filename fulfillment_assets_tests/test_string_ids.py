@@ -71,6 +71,7 @@ def _checks(result) -> dict:
     return {e.check_name: e for e in result.get_asset_check_evaluations()}
 
 
+@pytest.mark.slow  # over 5 s: left out of the fast lane
 @pytest.mark.every_destination
 def test_text_ids_load_and_every_sync_works_as_for_integers(
     text_ids: TextIdApi, instance: DagsterInstance, isolated_environment: Path
@@ -124,6 +125,7 @@ def test_text_ids_load_and_every_sync_works_as_for_integers(
     )[0][0].startswith("2026-11-01 12:00:11")
 
 
+@pytest.mark.slow  # over 5 s: left out of the fast lane
 def test_integer_ids_in_a_text_id_table_keep_their_digits(
     text_ids: TextIdApi, instance: DagsterInstance, isolated_environment: Path
 ) -> None:
@@ -137,6 +139,7 @@ def test_integer_ids_in_a_text_id_table_keep_their_digits(
     ) == [(1,)]
 
 
+@pytest.mark.slow  # over 5 s: left out of the fast lane
 def test_text_ids_after_integer_ids_fail_naming_the_id_and_the_setting(
     text_ids: TextIdApi, instance: DagsterInstance, isolated_environment: Path
 ) -> None:

@@ -137,6 +137,7 @@ def test_a_time_without_offset_is_read_in_the_configured_api_timezone(
     assert (created, updated) == ("16:00", "12:00")  # EDT is UTC-4; an offset wins
 
 
+@pytest.mark.slow  # over 5 s: left out of the fast lane
 def test_a_field_whose_shape_varies_keeps_one_type_across_runs_and_a_check_names_the_rest(
     fake_api: Callable[[Records], None], instance: DagsterInstance
 ) -> None:
@@ -172,6 +173,7 @@ def test_a_field_whose_shape_varies_keeps_one_type_across_runs_and_a_check_names
     assert "tags: 30 values of type text kept in `tags__v_text`" in check.description
 
 
+@pytest.mark.slow  # over 5 s: left out of the fast lane
 def test_a_shipstation_style_timestamp_is_an_incremental_cursor(
     fake_api: Callable[[Records], None], instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -41,6 +41,7 @@ def _updated_at(data_dir: Path) -> dict[int, str]:
     return {int(row_id): updated for row_id, updated in rows}
 
 
+@pytest.mark.slow  # over 5 s: left out of the fast lane
 def test_an_older_version_never_overwrites_a_newer_one_and_the_check_names_the_ids(
     demo_api: DemoApiServer, instance: DagsterInstance, isolated_environment: Path
 ) -> None:
@@ -85,6 +86,7 @@ def test_an_older_version_never_overwrites_a_newer_one_and_the_check_names_the_i
     )
 
 
+@pytest.mark.slow  # over 5 s: left out of the fast lane
 def test_identical_runs_leave_identical_rows(
     demo_api: DemoApiServer, instance: DagsterInstance, isolated_environment: Path
 ) -> None:
