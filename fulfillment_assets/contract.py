@@ -22,3 +22,6 @@ REJECTED_KEY = AssetKey([settings.DATASET_NAME, REJECTED])
 SUMMARY_KEY = AssetKey([settings.DATASET_NAME, SUMMARY])
 
 OWNERS = ["team:data-engineering"]
+
+# The raw asset's step (its op): where its run config goes (`ops: {fulfillment_ingest: ...}`).
+INGEST_STEP = "fulfillment_ingest"

@@ -7,6 +7,7 @@ from fulfillment_assets.automation.dead_runs import fulfillment_dead_run_sensor
 from fulfillment_assets.automation.freshness import (
     FRESHNESS_POLICY,
     fulfillment_freshness_sensor,
+    fulfillment_full_refresh_job,
     fulfillment_refresh_job,
     fulfillment_refresh_schedule,
 )
@@ -38,7 +39,7 @@ defs = Definitions(
         walk_complete,
         no_rows_marked_deleted,
     ],
-    jobs=[fulfillment_refresh_job],
+    jobs=[fulfillment_refresh_job, fulfillment_full_refresh_job],
     schedules=[fulfillment_refresh_schedule],
     sensors=[fulfillment_freshness_sensor, fulfillment_alert_sensor, fulfillment_dead_run_sensor],
     resources={

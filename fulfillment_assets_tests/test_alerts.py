@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from collections.abc import Iterator
 
 import pytest
-from dagster import DagsterInstance, SkipReason, build_sensor_context
+from dagster import DagsterEventType, DagsterInstance, SkipReason, build_sensor_context
 
+from fulfillment_assets.automation.durations import iso_time
 from fulfillment_assets.automation.freshness import REFRESH_JOB_NAME
 from fulfillment_assets.automation.incidents import fulfillment_alert_sensor
 from fulfillment_assets.contract import RAW_ASSET_KEY
@@ -73,11 +75,27 @@ def test_a_failed_refresh_alerts_once_and_recovers_once(
     failed = _refresh(instance)
     tick()
     (alert,) = hook.messages
-    assert alert.startswith("[fulfillment] ALERT: Refresh run of `fulfillment_refresh` failed")
-    assert "step `fulfillment_ingest` (`fulfillment/fulfillment_data`) failed" in alert
-    assert "500" in alert
-    assert f"Run: {UI}/runs/{failed}" in alert
+    # The cause first and once, then where it failed, as the user knows the run, then the link.
+    cause, where, link = alert.splitlines()
+    assert cause.startswith(
+        "[fulfillment] ALERT: the fulfillment API answered HTTP 500 on GET /v1/fulfillment at "
+        "offset 0, still failing after 3 retries"
+    ), alert
+    assert alert.count("HTTP 500") == 1 and "PipelineStepFailed" not in alert
+    (ended,) = instance.get_records_for_run(failed, of_type=DagsterEventType.RUN_FAILURE).records
+    failed_at = ended.event_log_entry.timestamp
+    assert where == (
+        "Failed: step `fulfillment_ingest` (`fulfillment/fulfillment_data`) of a "
+        f"`fulfillment_refresh` run, at {iso_time(failed_at)}"
+    )
+    assert link == f"Run: {UI}/runs/{failed}"
+    # The tick's log line is the cause, and the cursor keeps no message text.
+    opened = json.loads(tick.cursor or "")["open"]
+    assert opened == {
+        "refresh": {"recovered": "A refresh run succeeded again", "since": iso_time(failed_at)}
+    }
     # It keeps failing: still one incident, no second message.
+    time.sleep(1.1)  # so a later "since" would show
     _refresh(instance)
     assert tick() == "nothing changed; open incidents: refresh"
     assert len(hook.messages) == 1
@@ -87,8 +105,11 @@ def test_a_failed_refresh_alerts_once_and_recovers_once(
     tick()
     assert len(hook.messages) == 2
     recovered = hook.messages[1]
-    assert recovered.startswith("[fulfillment] RECOVERED: A refresh run succeeded again")
-    assert recovered.endswith(f"{UI}/runs/{passed}")
+    # Open since the first failed run ended, not since the alert went out.
+    assert recovered == (
+        "[fulfillment] RECOVERED: A refresh run succeeded again "
+        f"(open since {iso_time(failed_at)}): {UI}/runs/{passed}"
+    )
     assert tick() == "nothing changed; open incidents: none"
     assert all(TEST_API_KEY not in json.dumps(body) for body in hook.bodies)
     # The cursor reads as JSON.

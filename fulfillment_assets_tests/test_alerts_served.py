@@ -72,8 +72,15 @@ def test_failed_refresh_and_error_check_each_alert_once_and_recover_once(
         project.api.configure(fail_status=500)
         failed = _refresh(project, "FAILURE")
         (alert,) = hook.wait_for(1)
-        assert alert.startswith("[fulfillment] ALERT: Refresh run of `fulfillment_refresh` failed")
-        assert "`fulfillment/fulfillment_data`" in alert
+        # The cause first, once; then the step, its asset and the job as the user knows it.
+        assert alert.startswith(
+            "[fulfillment] ALERT: the fulfillment API answered HTTP 500 on GET /v1/fulfillment"
+        ), alert
+        assert alert.count("HTTP 500") == 1, alert
+        assert (
+            "Failed: step `fulfillment_ingest` (`fulfillment/fulfillment_data`) of a "
+            "`fulfillment_refresh` run, at "
+        ) in alert
         assert f"Run: {UI}/runs/{failed}" in alert
         _quiet(project, hook, 1)
 

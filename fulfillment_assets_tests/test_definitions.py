@@ -90,3 +90,19 @@ def test_checks_guarding_downstream_are_blocking() -> None:
     assert set(checks) == CHECK_NAMES
     assert all(spec.blocking for spec in checks.values())
     assert all(spec.description for spec in checks.values())
+
+
+def test_the_full_refresh_job_rebuilds_every_table_with_its_config_filled_in() -> None:
+    refresh = defs.resolve_job_def("fulfillment_refresh")
+    full = defs.resolve_job_def("fulfillment_full_refresh")
+    # The same assets and checks as the refresh: the raw table and every table built on it.
+    assert full.asset_layer.selected_asset_keys == refresh.asset_layer.selected_asset_keys
+    assert {key.path[-1] for key in full.asset_layer.selected_asset_keys} == {
+        "fulfillment_data",
+        "orders_validated",
+        "orders_rejected",
+        "orders_daily_summary",
+    }
+    # What its Launchpad shows: a full refresh, nothing to type.
+    assert full.run_config == {"ops": {"fulfillment_ingest": {"config": {"full_refresh": True}}}}
+    assert refresh.run_config is None

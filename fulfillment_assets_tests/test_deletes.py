@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dagster import AssetsDefinition, AssetSpec, DagsterInstance, SourceAsset, materialize
+from dagster import DagsterInstance
 
+from fulfillment_assets.automation.freshness import FULL_REFRESH_JOB_NAME
 from fulfillment_assets.demo_api import DemoApiServer
 from fulfillment_assets_tests.helpers import RAW_ONLY, failure_message, materialize_all, query
 
 DROPPED = {3, 77, 1000}
+MODELS = {"orders_validated", "orders_rejected", "orders_daily_summary"}
 FULL_REFRESH = {"ops": {"fulfillment_ingest": {"config": {"full_refresh": True}}}}
 
 
@@ -116,7 +118,7 @@ def test_incremental_runs_never_mark_and_a_full_refresh_finds_the_deletes(
     from fulfillment_assets.definitions import defs
 
     monkeypatch.setenv("SOURCES__FULFILLMENT__UPDATED_SINCE_PARAM", "updated_since")
-    materialize_all(instance, selection=RAW_ONLY)
+    materialize_all(instance)
     demo_api.configure(removed_ids=DROPPED, changed_ids={5})
     fresh()
     result = materialize_all(instance, selection=RAW_ONLY)
@@ -125,16 +127,25 @@ def test_incremental_runs_never_mark_and_a_full_refresh_finds_the_deletes(
 
     demo_api.clear_requests()
     fresh()
-    result = materialize(
-        [a for a in defs.assets or [] if isinstance(a, AssetsDefinition | AssetSpec | SourceAsset)],
-        resources=defs.resources,
-        instance=instance,
-        selection=RAW_ONLY,
-        run_config=FULL_REFRESH,
-    )
+    # The full refresh job, with its own run config (as its Launchpad shows it).
+    job = defs.resolve_job_def(FULL_REFRESH_JOB_NAME)
+    result = job.execute_in_process(instance=instance)
     metadata = raw_metadata(result)
     assert metadata["sync_mode"].value == "full"
     assert metadata["cursor_sent"].value == "none"
     assert {r.updated_since for r in demo_api.requests} == {None}
     assert set(deleted(tmp_path)) == DROPPED
     assert metadata["rows_marked_deleted"].value == 3
+    # The same run rebuilt every table on the raw one: none holds a row it marked deleted.
+    built = {e.asset_key.path[-1] for e in result.get_asset_materialization_events() if e.asset_key}
+    assert built == {"fulfillment_data", *MODELS}
+    for model in ("orders_validated", "orders_rejected"):
+        ids = {row[0] for row in query(tmp_path, f"SELECT id FROM fulfillment.{model}")}
+        assert ids and not ids & DROPPED, model
+    (kept,) = query(
+        tmp_path,
+        "SELECT count(*) FROM fulfillment.fulfillment_data WHERE _deleted_at IS NULL",
+    )
+    (validated,) = query(tmp_path, "SELECT count(*) FROM fulfillment.orders_validated")
+    (rejected,) = query(tmp_path, "SELECT count(*) FROM fulfillment.orders_rejected")
+    assert validated[0] + rejected[0] == kept[0] == demo_api.options.records - len(DROPPED)

@@ -64,15 +64,16 @@ def test_quiet_by_default_with_step_lines_and_the_summary(tmp_path: Path) -> Non
     assert "DuckDB file:" in summary
 
 
-def test_a_failure_prints_the_failing_steps_message_in_full(tmp_path: Path) -> None:
+def test_a_failure_prints_the_failing_steps_cause_once(tmp_path: Path) -> None:
     done = _run(tmp_path, "--api-fault", "500")
     output = done.stdout + done.stderr
     assert done.returncode == 1, output
     assert " DEBUG " not in output, output
     assert ": FAILURE" in done.stdout
     failure = done.stdout[done.stdout.index("  step fulfillment_ingest failed:") :]
-    # Down to the root cause: the API's status and the body it answered with.
+    # The root cause, once: the API's status and the body it answered with; no wrapper.
     assert "500" in failure and "injected fault" in failure, failure
+    assert failure.count("injected fault") == 1 and "PipelineStepFailed" not in failure, failure
 
 
 @pytest.mark.slow  # over 5 s: left out of the fast lane

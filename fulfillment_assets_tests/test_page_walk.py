@@ -191,7 +191,7 @@ def test_the_walk_logs_its_progress_with_an_eta_and_once_at_the_end(
         assert len(list(source.fulfillment_data)) == 500
 
     lines = [r.getMessage() for r in caplog.records if r.name == "fulfillment_assets.progress"]
-    assert lines[0].startswith("fetched 1 pages, 100 records, ")
+    assert lines[0].startswith("fetched 1 page, 100 records, ")
     assert "records/s, 20% of 500, ETA " in lines[0]
     assert lines[-1].startswith("fetched 6 pages, 500 records, ") and lines[-1].endswith("done")
     assert sum(line.endswith("done") for line in lines) == 1

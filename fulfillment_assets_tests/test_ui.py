@@ -1,23 +1,29 @@
 """The Dagster UI in headless Chromium, step by step as the README's "The Dagster UI" section
 says: Lineage and "Materialize all (4)", then Catalog and the raw table's page with its checks,
 columns, row count and freshness, and the checks after a run that failed to execute (as
-docs/operations.md "Reading a run in the UI" says).
+docs/operations.md "Reading a run in the UI" says); a load's progress while it runs, a failed
+run's cause first on its page, and a full refresh from its job's Launchpad.
 Screenshots go to test-artifacts/ui/."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from dagster_graphql import DagsterGraphQLClient
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
+from fulfillment_assets.automation.freshness import FULL_REFRESH_JOB_NAME, REFRESH_JOB_NAME
 from fulfillment_assets.models.columns import model_column_description
-from fulfillment_assets_tests.helpers import TEST_API_KEY
+from fulfillment_assets_tests.helpers import TEST_API_KEY, query
 from fulfillment_assets_tests.served.cli import REPO_ROOT
+from fulfillment_assets_tests.served.process import HOST
 from fulfillment_assets_tests.served.server import ServedProject, served_project
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -44,6 +50,9 @@ VALIDATED = "orders_validated"
 REJECTED = "orders_rejected"
 SUMMARY = "orders_daily_summary"
 ASSETS = [API, RAW, VALIDATED, REJECTED, SUMMARY]
+LOCATION = "fulfillment_assets"
+# Orders the API drops before the full refresh.
+REMOVED = (7, 1500)
 LINEAGE = {(API, RAW), (RAW, VALIDATED), (RAW, REJECTED), (VALIDATED, SUMMARY), (REJECTED, SUMMARY)}
 # The checks tab: each check's status, and the icon that tells a WARN failure from an ERROR one.
 CHECK_STATUSES = {
@@ -67,6 +76,24 @@ RAW_COLUMNS = [
     "amount",
     "_dlt_load_id",
 ]
+
+STEP_FAILURE = "ExecutionStepFailureEvent"
+RUN_EVENTS_QUERY = """
+query RunEvents($runId: ID!, $after: String) {
+  logsForRun(runId: $runId, afterCursor: $after) {
+    ... on EventConnection {
+      cursor
+      hasMore
+      events {
+        __typename
+        ... on MessageEvent { message level timestamp stepKey }
+        ... on ExecutionStepFailureEvent { error { message className } }
+      }
+    }
+  }
+}
+"""
+STALE_STATUS_QUERY = "{ assetNodes { assetKey { path } isMaterializable staleStatus } }"
 
 DEPENDENCIES_QUERY = """
 { assetNodes { assetKey { path } dependencyKeys { path } } }
@@ -263,6 +290,19 @@ def test_materialize_all_from_the_graph(
     assert "1 / 1 Passed" in text[VALIDATED], text[VALIDATED]
 
 
+def _run_events(project: ServedProject, run_id: str) -> list[dict[str, Any]]:
+    """Every event of the run's log, as the run page reads them (GraphQL `logsForRun`)."""
+    events: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        page = project.dagster.graphql(RUN_EVENTS_QUERY, {"runId": run_id, "after": cursor})
+        connection = page["logsForRun"]
+        events += connection["events"]
+        cursor = connection["cursor"]
+        if not connection["hasMore"]:
+            return events
+
+
 def _status_value(page: Page, label: str) -> Locator:
     """The box of the asset page's Status section that holds `label` and its value."""
     return page.get_by_text(label, exact=True).first.locator("xpath=..")
@@ -326,6 +366,30 @@ def test_checks_after_a_run_that_failed_to_execute(
     finally:
         project.api.configure(fail_status=None)
     assert status == "FAILURE", project.dagster.log_tail(lines=80)
+
+    # The step's error is the project's message, once, on top: what, where and the setting.
+    (failure,) = [
+        event for event in _run_events(project, run_id) if event["__typename"] == STEP_FAILURE
+    ]
+    assert failure["error"]["className"] == "Failure"
+    cause = failure["error"]["message"].strip()
+    assert cause.startswith(
+        "dagster._core.definitions.events.Failure: the fulfillment API rejected the API key "
+        "(HTTP 401) on GET /v1/fulfillment at offset 0"
+    ), cause
+    assert (
+        ": set SOURCES__FULFILLMENT__API_KEY (or api_key under [sources.fulfillment] in "
+        ".dlt/secrets.toml) to a valid key; the API says: 'injected fault'"
+    ) in cause, cause
+    assert cause.count("rejected the API key") == 1, cause
+    assert TEST_API_KEY not in json.dumps(failure)
+    # The run page shows it as the step's failure, the wrappers below it.
+    page.goto(f"{project.dagster.url}/runs/{run_id}")
+    expect(page.get_by_text("Loading run logs")).to_have_count(0)
+    expect(
+        page.get_by_text(re.compile(r"the fulfillment API rejected the API key \(HTTP 401\)")).first
+    ).to_be_visible()
+    page.screenshot(path=artifacts / "06-run-failed-cause-first.png")
 
     # As docs/operations.md says: every check of the raw table is listed as failed, in red; each
     # one's latest execution reads "Execution failed".
@@ -408,3 +472,88 @@ def test_model_pages_describe_every_column_and_show_column_lineage(
         assert entry["__typename"] == "TableColumnLineageMetadataEntry"
         deps = {item["columnName"]: item["columnDeps"] for item in entry["lineage"]}
         assert upstream in {dep["columnName"] for dep in deps[column]}, (table, deps)
+
+
+def test_a_running_load_shows_its_progress_in_the_run_log(
+    page: Page, project: ServedProject, artifacts: Path
+) -> None:
+    # Pages of 3 s each (up to 8 fetched at once): a load of about 10 s, whose progress lines
+    # (every 2 s) show while it runs.
+    project.api.configure(latency_ms=3000)
+    try:
+        client = DagsterGraphQLClient(HOST, port_number=project.dagster.port, timeout=30)
+        run_id = client.submit_job_execution(REFRESH_JOB_NAME)
+        seen_while_running: list[str] = []
+        deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
+        while project.dagster.run_status(run_id) not in ("SUCCESS", "FAILURE", "CANCELED"):
+            assert time.monotonic() < deadline, project.dagster.log_tail(lines=80)
+            seen_while_running = [
+                event["message"]
+                for event in _run_events(project, run_id)
+                if event["__typename"] == "LogMessageEvent"
+                and event["message"].startswith("fetched ")
+            ]
+            if len(seen_while_running) >= 2:
+                break
+            time.sleep(0.5)
+        # Two progress lines read from the run's log before the run ended: the load moving.
+        assert project.dagster.run_status(run_id) == "STARTED", seen_while_running
+        assert len(seen_while_running) >= 2, seen_while_running
+        assert re.fullmatch(
+            rf"fetched \d+ pages?, \d+ records, [\d,]+ records/s, \d+% of {RECORDS}, ETA \d+ s",
+            seen_while_running[0],
+        ), seen_while_running
+        status = project.dagster.wait_for_run(run_id, timeout=RUN_TIMEOUT_SECONDS)
+    finally:
+        project.api.configure(latency_ms=0)
+    assert status == "SUCCESS", project.dagster.log_tail(lines=80)
+    messages = [e.get("message", "") for e in _run_events(project, run_id)]
+    assert any(re.match(r"fetched \d+ pages, \d+ records, .* done$", m) for m in messages)
+    # The run page's log, filtered on the text as an operator would type it.
+    page.goto(f"{project.dagster.url}/runs/{run_id}?logs=fetched")
+    expect(page.get_by_text(re.compile(r"fetched \d+ pages, \d+ records")).first).to_be_visible()
+    page.screenshot(path=artifacts / "08-run-progress.png")
+
+
+def test_a_full_refresh_from_its_launchpad_leaves_every_table_in_sync(
+    page: Page, project: ServedProject, artifacts: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.dagster.wait_until_idle()
+    project.api.configure(removed_ids=set(REMOVED))
+    try:
+        page.goto(
+            f"{project.dagster.url}/locations/{LOCATION}/jobs/{FULL_REFRESH_JOB_NAME}/playground"
+        )
+        # The job's own config is filled in: nothing to type.
+        expect(page.get_by_text("full_refresh: true").first).to_be_visible()
+        page.screenshot(path=artifacts / "09-full-refresh-launchpad.png")
+        page.get_by_role("button", name="Launch run").click()
+        page.wait_for_url(re.compile(r"/runs/[0-9a-f-]{36}"))
+        run_id = page.url.rsplit("/", 1)[-1].split("?")[0]
+        status = project.dagster.wait_for_run(run_id, timeout=RUN_TIMEOUT_SECONDS)
+    finally:
+        project.api.configure(removed_ids=frozenset())
+    assert status == "SUCCESS", project.dagster.log_tail(lines=80)
+
+    # Nothing is left unsynced: every asset the project builds is up to date with the raw table.
+    nodes = project.dagster.graphql(STALE_STATUS_QUERY)["assetNodes"]
+    stale = {
+        node["assetKey"]["path"][-1]: node["staleStatus"]
+        for node in nodes
+        if node["isMaterializable"]
+    }
+    assert stale == {name: "FRESH" for name in (RAW, VALIDATED, REJECTED, SUMMARY)}, stale
+    # And no model holds a row the refresh marked deleted.
+    monkeypatch.setenv("FULFILLMENT_DATA_DIR", str(project.dagster.data_dir))
+    marked = query(
+        project.dagster.data_dir,
+        "SELECT id FROM fulfillment.fulfillment_data WHERE _deleted_at IS NOT NULL ORDER BY id",
+    )
+    assert marked == [(i,) for i in REMOVED]
+    for table in (VALIDATED, REJECTED):
+        held = query(
+            project.dagster.data_dir,
+            f"SELECT count(*) FROM fulfillment.{table} WHERE id IN {REMOVED}",
+        )
+        assert held == [(0,)], table
+    page.screenshot(path=artifacts / "10-full-refresh-run.png")

@@ -34,9 +34,10 @@ from dagster import (
 
 from fulfillment_assets import settings
 from fulfillment_assets.automation.durations import human_duration, iso_time, parse_iso_time
-from fulfillment_assets.contract import RAW_ASSET_KEY
+from fulfillment_assets.contract import INGEST_STEP, RAW_ASSET_KEY
 
 REFRESH_JOB_NAME = "fulfillment_refresh"
+FULL_REFRESH_JOB_NAME = "fulfillment_full_refresh"
 
 # The raw table and everything built on it: what the refresh job materializes and what the
 # freshness policy covers.
@@ -62,6 +63,23 @@ fulfillment_refresh_job = define_asset_job(
     description="Loads the fulfillment API into the raw table and rebuilds everything on it.",
 )
 
+# A full refresh marks deletes in the raw table: the tables built on it are rebuilt in the same
+# run, so none of them keeps a row the refresh just marked deleted (the raw asset alone with
+# `full_refresh: true` would leave them unsynced until someone materializes them).
+fulfillment_full_refresh_job = define_asset_job(
+    FULL_REFRESH_JOB_NAME,
+    selection=refresh_selection,
+    config={"ops": {INGEST_STEP: {"config": {"full_refresh": True}}}},
+    description=(
+        "A full refresh: walks every page without the incremental cursor, marks the orders the "
+        "API no longer returns as deleted, sets the cursor anew, and rebuilds every table on the "
+        "raw one in the same run. Launch it from its Launchpad (`resume: false` there walks "
+        "afresh instead of resuming an unfinished walk)."
+    ),
+)
+# The project's own jobs: their runs load the raw table, and the alerts report on them.
+PROJECT_JOB_NAMES = {REFRESH_JOB_NAME, FULL_REFRESH_JOB_NAME}
+
 fulfillment_refresh_schedule = ScheduleDefinition(
     name="fulfillment_refresh_schedule",
     job=fulfillment_refresh_job,
@@ -74,13 +92,13 @@ fulfillment_refresh_schedule = ScheduleDefinition(
 # What the project's runs are, in one place: the freshness sensor waits for the runs that load
 # the raw table; the alerts report on every run of the project.
 def loads_raw_table(run: DagsterRun) -> bool:
-    """The refresh job, or any run that materializes the raw table (e.g. from the UI)."""
-    return run.job_name == REFRESH_JOB_NAME or RAW_ASSET_KEY in (run.asset_selection or ())
+    """The project's jobs, or any run that materializes the raw table (e.g. from the UI)."""
+    return run.job_name in PROJECT_JOB_NAMES or RAW_ASSET_KEY in (run.asset_selection or ())
 
 
 def is_fulfillment_run(run: DagsterRun) -> bool:
-    """The refresh job, or a run (e.g. from the UI) materializing one of the project's assets."""
-    if run.job_name == REFRESH_JOB_NAME:
+    """The project's jobs, or a run (e.g. from the UI) materializing one of its assets."""
+    if run.job_name in PROJECT_JOB_NAMES:
         return True
     return any(key.path[0] == settings.DATASET_NAME for key in run.asset_selection or ())
 

@@ -2,11 +2,14 @@
 past its freshness fail window into one webhook message per incident, and one more when it is
 over.
 
-Incidents are kept in the sensor's cursor (JSON: what is open since when, and the last run event
-read), so a failure that lasts many ticks is reported once. Each tick reads the runs that ended
-since the last one (every one of them, in order, through `fetch_run_status_changes`), what they
-evaluated and where they failed, and the raw table's latest materialization; then it sends the
-difference between the incidents open before and after.
+Incidents are kept in the sensor's cursor (JSON: what is open since when it began, and the last
+run event read), so a failure that lasts many ticks is reported once. A message starts with what
+went wrong (a failed run's cause, once: `errors.readable_cause`), then where, then the link.
+
+Each tick reads the runs that ended since the last one (every one of them, in order, through
+`fetch_run_status_changes`), what they evaluated and where they failed, and the raw table's
+latest materialization; then it sends the difference between the incidents open before and
+after.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from dagster import (
 from fulfillment_assets import settings
 from fulfillment_assets.automation.alerts import post_alert
 from fulfillment_assets.automation.durations import iso_time
-from fulfillment_assets.automation.errors import error_chain, is_check_failure
+from fulfillment_assets.automation.errors import is_check_failure, readable_cause
 from fulfillment_assets.automation.freshness import (
     freshness_summary,
     is_fulfillment_run,
@@ -41,6 +44,8 @@ from fulfillment_assets.masking import KeyMask
 STALE = "stale"
 REFRESH = "refresh"
 PAGE = 100
+# The job Dagster runs for "Materialize" in the UI (its name is not public API).
+UI_ASSET_JOB = "__ASSET_JOB"
 
 Incidents = dict[str, dict[str, Any]]
 
@@ -49,8 +54,9 @@ def run_link(run_id: str) -> str:
     return f"{settings.ui_url()}/runs/{run_id}"
 
 
-def _ended_runs(instance: DagsterInstance, after: int | None) -> list[tuple[int, str, bool]]:
-    """(storage id, run id, succeeded) of every run that ended after `after`, oldest first."""
+def _ended_runs(instance: DagsterInstance, after: int | None) -> list[tuple[int, str, bool, float]]:
+    """(storage id, run id, succeeded, when) of every run that ended after `after`, oldest
+    first."""
     ended = []
     event_type: Literal[DagsterEventType.RUN_SUCCESS, DagsterEventType.RUN_FAILURE]
     for event_type, succeeded in (
@@ -65,27 +71,38 @@ def _ended_runs(instance: DagsterInstance, after: int | None) -> list[tuple[int,
                 cursor=cursor,
                 ascending=True,
             )
-            ended += [(r.storage_id, r.event_log_entry.run_id, succeeded) for r in result.records]
+            ended += [
+                (r.storage_id, r.event_log_entry.run_id, succeeded, r.event_log_entry.timestamp)
+                for r in result.records
+            ]
             if not result.has_more:
                 break
             cursor = result.cursor
     return sorted(ended)
 
 
-def _error_text(error: Any) -> str:
-    """An error and its causes, as the run page shows them (Dagster wraps user errors)."""
-    return "\n".join(cause.message.strip() for cause in error_chain(error))
+def run_as_known(run: DagsterRun, every_asset: int | None) -> str:
+    """The run as the person who started it knows it: its job, or the UI's Materialize (all,
+    when it selected `every_asset` of them)."""
+    if run.job_name != UI_ASSET_JOB:
+        return f"a `{run.job_name}` run"
+    selected = len(run.asset_selection or ())
+    if every_asset is not None and selected >= every_asset:
+        return "a run of Materialize all from the UI"
+    return f"a run of Materialize from the UI ({selected} asset(s))"
 
 
 def _apply_run(
     instance: DagsterInstance,
     run: DagsterRun,
-    succeeded: bool,
+    ended: tuple[bool, float],
     open_: Incidents,
     recovered: dict[str, str],
+    every_asset: int | None = None,
 ) -> None:
-    """Opens or closes the incidents this run's outcome and check evaluations speak to;
-    `recovered` gets the run that closed each incident."""
+    """Opens or closes the incidents this run's outcome (`ended`: succeeded, when) and check
+    evaluations speak to; `recovered` gets the run that closed each incident."""
+    succeeded, ended_at = ended
     records = instance.get_records_for_run(
         run.run_id,
         of_type={
@@ -95,6 +112,7 @@ def _apply_run(
         },
     ).records
     events = [record.event_log_entry.dagster_event for record in records]
+    when = {id(r.event_log_entry.dagster_event): r.event_log_entry.timestamp for r in records}
     assets_of_step: dict[str, list[str]] = {}
     for event in events:
         if event and event.event_type == DagsterEventType.ASSET_MATERIALIZATION_PLANNED:
@@ -115,6 +133,7 @@ def _apply_run(
                     "text": f"Check `{evaluation.check_name}` on `{asset}` failed with ERROR: "
                     f"{evaluation.description or 'no description'}\nRun: {link}",
                     "recovered": f"Check `{evaluation.check_name}` on `{asset}` passes again",
+                    "since": iso_time(when.get(id(event), ended_at)),
                 },
             )
         elif open_.pop(key, None):
@@ -132,17 +151,19 @@ def _apply_run(
         and not is_check_failure(event.step_failure_data.error)
     ]
     if failures or not any(e and e.is_step_failure for e in events):
-        what = "the run failed before any step"
+        cause, where = "The run failed before any step", ""
         if failures:
             step = failures[0].step_key or "?"
             assets = ", ".join(f"`{a}`" for a in assets_of_step.get(step, [])) or "no asset"
-            what = f"step `{step}` ({assets}) failed: "
-            what += _error_text(failures[0].step_failure_data.error)
+            cause = readable_cause(failures[0].step_failure_data.error)
+            where = f"step `{step}` ({assets}) of "
         open_.setdefault(
             REFRESH,
             {
-                "text": f"Refresh run of `{run.job_name}` failed, {what}\nRun: {link}",
+                "text": f"{cause}\nFailed: {where}{run_as_known(run, every_asset)}, at "
+                f"{iso_time(ended_at)}\nRun: {link}",
                 "recovered": "A refresh run succeeded again",
+                "since": iso_time(ended_at),
             },
         )
 
@@ -166,6 +187,8 @@ def _apply_freshness(
             "text": f"`{asset}` is stale: {freshness_summary(now - latest.timestamp, window)}. "
             f"Asset: {settings.ui_url()}/assets/{asset}",
             "recovered": f"`{asset}` is fresh again",
+            # It went stale when the fail window ran out after the last load.
+            "since": iso_time(latest.timestamp + window.total_seconds()),
         },
     )
 
@@ -191,17 +214,18 @@ def fulfillment_alert_sensor(context: SensorEvaluationContext) -> SkipReason:
     recovered: dict[str, str] = {}
     last = state.get("after_run_event")
     instance = context.instance
-    for storage_id, run_id, succeeded in _ended_runs(instance, last):
+    every_asset = _asset_count(context)
+    for storage_id, run_id, succeeded, ended_at in _ended_runs(instance, last):
         run = instance.get_run_by_id(run_id)
         if run is not None and is_fulfillment_run(run):
-            _apply_run(instance, run, succeeded, after, recovered)
+            _apply_run(instance, run, (succeeded, ended_at), after, recovered, every_asset)
         last = storage_id
     now = time.time()
     _apply_freshness(instance, now, after, recovered)
 
     sent = []
     for key in after.keys() - before.keys():
-        after[key]["since"] = iso_time(now)
+        after[key].setdefault("since", iso_time(now))
         sent.append(f"[fulfillment] ALERT: {after[key]['text']}")
     for key in before.keys() - after.keys():
         since = before[key].get("since", "?")
@@ -210,10 +234,25 @@ def fulfillment_alert_sensor(context: SensorEvaluationContext) -> SkipReason:
             f"{recovered.get(key, '')}"
         )
     delivered = [text for text in sent if post_alert(url, text, context.log)]
-    context.update_cursor(json.dumps({"after_run_event": last, "open": after}))
+    # The cursor keeps what a later tick needs: when each incident began and what to say when it
+    # is over; the message itself was sent.
+    kept = {key: {k: v for k, v in value.items() if k != "text"} for key, value in after.items()}
+    context.update_cursor(json.dumps({"after_run_event": last, "open": kept}))
     summary = f"sent {len(delivered)} of {len(sent)} message(s)" if sent else "nothing changed"
     summary += f"; open incidents: {', '.join(sorted(after)) or 'none'}"
     for text in delivered:
         context.log.info(f"sent: {KeyMask.configured()(text.splitlines()[0])}")
     context.log.info(summary)
     return SkipReason(summary)
+
+
+def _asset_count(context: SensorEvaluationContext) -> int | None:
+    """How many assets the code location materializes ("Materialize all" selects them all);
+    None where the sensor is evaluated without its definitions."""
+    try:
+        repository = context.repository_def
+    except Exception:  # Dagster raises when the context was built without definitions
+        return None
+    if repository is None:
+        return None
+    return len(repository.asset_graph.materializable_asset_keys)

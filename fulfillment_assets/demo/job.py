@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from fulfillment_assets import settings
-from fulfillment_assets.automation.errors import error_chain
+from fulfillment_assets.automation.errors import error_chain, readable_cause
 from fulfillment_assets.demo_api import DemoApiOptions, DemoApiServer
 
 # The source logs its page walk here at INFO (pages, records, rate, ETA).
@@ -107,12 +107,13 @@ def refresh_job(*, verbose: bool) -> Any:
 
 
 def _error_lines(error: Any, verbose: bool) -> list[str]:
-    """An error with every cause, in full; the stack too when verbose."""
-    lines = []
+    """What went wrong, once; with verbose, every error of the chain below it with its stack."""
+    lines = readable_cause(error).splitlines()
+    if not verbose:
+        return [*lines, "(every wrapper and stack: --verbose, or the run's page in the UI)"]
     for cause in error_chain(error):
         lines += cause.message.rstrip().splitlines()
-        if verbose:
-            lines += "".join(cause.stack).rstrip().splitlines()
+        lines += "".join(cause.stack).rstrip().splitlines()
     return lines
 
 

@@ -26,7 +26,9 @@ from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.extract.source import DltSource
 
 from fulfillment_assets import settings
-from fulfillment_assets.contract import API_ASSET_KEY, OWNERS
+from fulfillment_assets.contract import API_ASSET_KEY, INGEST_STEP, OWNERS
+from fulfillment_assets.ingest.failures import readable_failure
+from fulfillment_assets.ingest.run_log import library_lines_in_run_log
 from fulfillment_assets.ingest.sync_metadata import (
     IngestConfig,
     mark_deletes_of_walk,
@@ -214,7 +216,7 @@ def _loader_file_format(pipeline: Any) -> str | None:
             dagster_dlt_translator=TRANSLATOR,
         )
     ],
-    name="fulfillment_ingest",
+    name=INGEST_STEP,
     can_subset=True,
     pool="fulfillment_ingest",
 )
@@ -228,7 +230,24 @@ def fulfillment_dlt_assets(
     """Loads the fulfillment API into the raw table; configuration is resolved per run.
 
     A full walk loads in chunks, each committed with where the walk stands (`walks.py`), and
-    resumes an unfinished one; the raw table is materialized once, when the walk is whole."""
+    resumes an unfinished one; the raw table is materialized once, when the walk is whole. The
+    walk's progress and retries are in the run's log while it runs; a failure is raised with the
+    project's message first (`failures.py`)."""
+    with library_lines_in_run_log(context.log):
+        try:
+            yield from _load(context, dlt, warehouse, config)
+        except Failure:
+            raise
+        except Exception as error:
+            raise readable_failure(error) from error
+
+
+def _load(
+    context: AssetExecutionContext,
+    dlt: DagsterDltResource,
+    warehouse: Warehouse,
+    config: IngestConfig,
+) -> Iterator[Any]:
     build = partial(
         _configured_source,
         full_refresh=config.full_refresh,

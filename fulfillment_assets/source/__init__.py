@@ -223,7 +223,10 @@ def fulfillment(
     session = ReadAheadSession(
         retrying_client(request_timeout, backoff_factor),
         PageDeadlineAdapter(
-            request_timeout, pool_maxsize=page_concurrency + 2, max_retry_wait=max_retry_wait
+            request_timeout,
+            pool_maxsize=page_concurrency + 2,
+            max_retry_wait=max_retry_wait,
+            backoff_factor=backoff_factor,
         ),
         mask,
         page_concurrency,

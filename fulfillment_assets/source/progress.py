@@ -1,7 +1,9 @@
-"""Progress of the page walk, for the terminal: pages, records, records/s and an ETA.
+"""Progress of the page walk: pages, records, records/s and an ETA; and each retry of a page.
 
-Logged at INFO on the `fulfillment_assets.progress` logger at most every few seconds, and once at
-the end of the walk; the ETA needs the API's `total`.
+Logged at INFO on the `fulfillment_assets.progress` logger: the walk at most every few seconds
+and once at the end of the walk (the ETA needs the API's `total`), each retry and each wait the
+API asked for as it happens. The ingest step writes these lines into the run's event log
+(`ingest/run_log.py`); `scripts/demo.sh` prints them.
 """
 
 from __future__ import annotations
@@ -12,6 +14,36 @@ import time
 from fulfillment_assets import settings
 
 logger = logging.getLogger("fulfillment_assets.progress")
+
+
+def retry_line(
+    problem: str, offset: int | None, host: str, attempt: int, retries: int, wait: float | None
+) -> None:
+    """A page failed with `problem` (a retried status or transport error) on its `attempt`;
+    `wait`: the backoff before the next attempt, None when no retry is left (the failure that
+    follows names the settings)."""
+    page = f"the page at offset {offset}" if offset is not None else "a page"
+    if wait is None:
+        logger.info(
+            "%s from %s: %s, no retry left (%d of %d used)", page, host, problem, retries, retries
+        )
+        return
+    logger.info(
+        "%s from %s: %s; retry %d of %d in %.1f s", page, host, problem, attempt, retries, wait
+    )
+
+
+def rate_limit_wait_line(offset: int | None, host: str, wait: str, waits: int, limit: int) -> None:
+    """The API answered 429 and announced how long to wait: the walk waits, then asks again."""
+    page = f"the page at offset {offset}" if offset is not None else "a page"
+    logger.info(
+        "%s from %s: HTTP 429, the API asks to wait %s; waiting (%d of at most %d such waits)",
+        page,
+        host,
+        wait,
+        waits,
+        limit,
+    )
 
 
 class PageProgress:
@@ -47,7 +79,8 @@ class PageProgress:
         self.logged = now
         elapsed = max(now - self.started, 1e-9)
         rate = (records - self._offset) / elapsed
-        line = f"{self.pages} pages, {records} records, {rate:,.0f} records/s"
+        pages = f"{self.pages} page" + ("" if self.pages == 1 else "s")
+        line = f"{pages}, {records} records, {rate:,.0f} records/s"
         if last and not chunk_ended:
             logger.info("fetched %s in %.1f s: done", line, elapsed)
             return

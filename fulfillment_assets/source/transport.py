@@ -11,6 +11,7 @@ import json
 import re
 import weakref
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 import requests
@@ -26,7 +27,15 @@ from fulfillment_assets.source.deadline import (
     PageDeadline,
     page_deadline,
 )
+from fulfillment_assets.source.http import offset_of
 from fulfillment_assets.source.pacing import RateLimitPacer, announced_wait
+from fulfillment_assets.source.progress import rate_limit_wait_line, retry_line
+
+# dlt's retrying client waits `backoff_factor * 2 ** (attempt - 1)` seconds between attempts
+# (tenacity's exponential wait), at most dlt's `request_max_retry_delay` (300 s by default).
+MAX_BACKOFF_SECONDS = 300.0
+# What dlt's client retries besides the statuses: the transport errors it is built with.
+RETRIED_ERRORS = (requests.Timeout, requests.ConnectionError)
 
 # A JSON number of 19 digits or more (2**63 has 19): an integer that may be past 64 bits. Only
 # as a value (after `:`, `[` or `,`): a long digit string such as a tracking number is quoted.
@@ -82,12 +91,18 @@ class PageDeadlineAdapter(HTTPAdapter):
         pool_maxsize: int,
         max_retry_wait: float = settings.MAX_RETRY_WAIT_SECONDS,
         pacer: RateLimitPacer | None = None,
+        backoff_factor: float = settings.BACKOFF_FACTOR,
     ) -> None:
         self.page_timeout = page_timeout
         self.max_retry_wait = max_retry_wait
         self.pacer = pacer or RateLimitPacer()
-        # Per page, across dlt's retries of it (they send the same request again).
+        self.backoff_factor = backoff_factor
+        # Per page, across dlt's retries of it (they send the same request again): the waits
+        # for an announced rate limit, and the attempts that failed with what dlt retries.
         self._waits: weakref.WeakKeyDictionary[requests.PreparedRequest, int] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._failed: weakref.WeakKeyDictionary[requests.PreparedRequest, int] = (
             weakref.WeakKeyDictionary()
         )
         super().__init__(pool_maxsize=pool_maxsize)
@@ -108,15 +123,44 @@ class PageDeadlineAdapter(HTTPAdapter):
         limit does not use up the retries dlt keeps for errors; any other 429 goes to dlt's
         retries (exponential backoff) as before."""
         while True:
-            response = self._paced_send(request, **kwargs)
+            try:
+                response = self._paced_send(request, **kwargs)
+            except RETRIED_ERRORS as error:
+                self._note_failed_attempt(request, type(error).__name__)
+                raise
             waits = response.rate_limit_waits = self._waits.get(request, 0)
             wait = announced_wait(response) if response.status_code == 429 else None
-            if wait is None or wait.seconds > self.max_retry_wait:
+            if (
+                wait is None
+                or wait.seconds > self.max_retry_wait
+                or (waits >= settings.RATE_LIMIT_WAITS)
+            ):
+                # A wait longer than allowed fails the page at once (`raise_for_status`).
+                too_long = wait is not None and wait.seconds > self.max_retry_wait
+                if response.status_code in settings.RETRY_STATUS_CODES and not too_long:
+                    self._note_failed_attempt(request, f"HTTP {response.status_code}")
                 return response  # `raise_for_status` names the wait asked and the settings
-            if waits >= settings.RATE_LIMIT_WAITS:
-                return response
             self._waits[request] = waits + 1
+            rate_limit_wait_line(
+                offset_of(request.url),
+                _host(request),
+                str(wait),
+                waits + 1,
+                settings.RATE_LIMIT_WAITS,
+            )
             self.pacer.hold(wait.seconds)
+
+    def _note_failed_attempt(self, request: requests.PreparedRequest, problem: str) -> None:
+        """A line for the run's log: the page failed with what dlt retries, and when it will
+        try again (dlt's backoff), or that no retry is left."""
+        attempt = self._failed.get(request, 0) + 1
+        self._failed[request] = attempt
+        wait = None
+        if attempt <= settings.MAX_RETRIES:
+            wait = min(self.backoff_factor * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS)
+        retry_line(
+            problem, offset_of(request.url), _host(request), attempt, settings.MAX_RETRIES, wait
+        )
 
     def _paced_send(self, request: requests.PreparedRequest, **kwargs: Any) -> PageResponse:
         self.pacer.before_send()
@@ -174,3 +218,10 @@ class PageDeadlineAdapter(HTTPAdapter):
         if page.expired:  # a body cut short at the deadline may end like a whole one
             raise requests.exceptions.ReadTimeout("the page was cut at its deadline")
         return response
+
+
+def _host(request: requests.PreparedRequest) -> str:
+    """Where a page was asked for, for messages: host and port, never the query (the key)."""
+    url = request.url.decode() if isinstance(request.url, bytes) else str(request.url or "")
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
