@@ -10,11 +10,21 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from dagster import DagsterEventType, DagsterInstance, SkipReason, build_sensor_context
+from dagster import (
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRun,
+    SkipReason,
+    build_sensor_context,
+)
 
 from fulfillment_assets.automation.durations import iso_time
 from fulfillment_assets.automation.freshness import REFRESH_JOB_NAME
-from fulfillment_assets.automation.incidents import fulfillment_alert_sensor
+from fulfillment_assets.automation.incidents import (
+    UI_ASSET_JOB,
+    fulfillment_alert_sensor,
+    run_as_known,
+)
 from fulfillment_assets.contract import RAW_ASSET_KEY
 from fulfillment_assets.definitions import defs
 from fulfillment_assets.demo_api import DemoApiServer
@@ -213,3 +223,15 @@ def test_redaction_masks_the_key_and_credential_values() -> None:
         assert value not in masked
     # Without knowing the key, its query parameter is still masked.
     assert TEST_API_KEY not in KeyMask()(text)
+
+
+def test_a_run_is_named_as_the_user_started_it() -> None:
+    every = len(defs.resolve_asset_graph().materializable_asset_keys)
+    all_keys = frozenset(defs.resolve_asset_graph().materializable_asset_keys)
+    assert run_as_known(DagsterRun(job_name="fulfillment_refresh"), every) == (
+        "a `fulfillment_refresh` run"
+    )
+    ui_all = DagsterRun(job_name=UI_ASSET_JOB, asset_selection=all_keys)
+    assert run_as_known(ui_all, every) == "a run of Materialize all from the UI"
+    ui_one = DagsterRun(job_name=UI_ASSET_JOB, asset_selection=frozenset({RAW_ASSET_KEY}))
+    assert run_as_known(ui_one, every) == "a run of Materialize from the UI (1 asset(s))"
