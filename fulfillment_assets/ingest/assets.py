@@ -27,10 +27,12 @@ from dlt.extract.source import DltSource
 
 from fulfillment_assets import settings
 from fulfillment_assets.contract import API_ASSET_KEY, OWNERS
+from fulfillment_assets.display import share
 from fulfillment_assets.ingest.sync_metadata import (
     IngestConfig,
     mark_deletes_of_walk,
     partial_walk_observation,
+    project_fields_first,
     sync_metadata,
     walk_of_last_run,
     walk_progress,
@@ -280,7 +282,7 @@ def fulfillment_dlt_assets(
             stats = {**_table_stats(warehouse), **versions, **walk_progress(position)}
             for result in results:
                 if isinstance(result, MaterializeResult):
-                    metadata = {**(result.metadata or {}), **stats, **sync}
+                    metadata = project_fields_first({**sync, **stats}, result.metadata or {})
                     yield result._replace(metadata=readable_load_metadata(metadata))
                 else:
                     yield result
@@ -332,6 +334,6 @@ def _table_stats(warehouse: Warehouse) -> dict[str, Any]:
         "dagster/row_count": MetadataValue.int(rows),
         "null_customer_id_count": MetadataValue.int(null_customer),
         "null_order_status_count": MetadataValue.int(null_status),
-        "null_customer_id_fraction": MetadataValue.float(null_customer / rows if rows else 0.0),
-        "null_order_status_fraction": MetadataValue.float(null_status / rows if rows else 0.0),
+        "null_customer_id_fraction": MetadataValue.float(share(null_customer, rows)),
+        "null_order_status_fraction": MetadataValue.float(share(null_status, rows)),
     }
