@@ -84,8 +84,8 @@ def quiet(*, verbose: bool) -> None:
         progress.addHandler(ProgressLines())
     if verbose:
         return
-    # dlt's own configuration, read by dlt when the pipeline starts: its warnings (e.g. "several
-    # column hints were different") are for who debugs a load, not for every run.
+    # dlt's own configuration, read by dlt when the pipeline starts: its warnings are for who
+    # debugs a load, not for every run.
     os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR")
     warnings.simplefilter("ignore")
 
