@@ -22,6 +22,7 @@ from typing import Any
 from fulfillment_assets import settings
 from fulfillment_assets.automation.errors import error_chain
 from fulfillment_assets.demo_api import DemoApiOptions, DemoApiServer
+from fulfillment_assets.demo_api.summary import served_summary
 
 # The source logs its page walk here at INFO (pages, records, rate, ETA).
 PROGRESS_LOGGER = "fulfillment_assets.progress"
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
     options = DemoApiOptions(records=args.records, api_key=api_key, fail_status=args.api_fault)
     with DemoApiServer(options, port=0) as api:
-        print(f"demo fulfillment API on {api.url} serving {args.records} records", flush=True)
+        print(f"demo fulfillment API on {api.url} serving {served_summary(options)}", flush=True)
         os.environ["SOURCES__FULFILLMENT__BASE_URL"] = api.url
         os.environ["SOURCES__FULFILLMENT__API_KEY"] = api_key
         job = refresh_job(verbose=args.verbose)

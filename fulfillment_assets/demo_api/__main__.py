@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from fulfillment_assets.demo_api.options import DEMO_API_KEY, MALFORMED_KINDS, DemoApiOptions
 from fulfillment_assets.demo_api.server import DemoApiServer
+from fulfillment_assets.demo_api.summary import served_summary
 from fulfillment_assets.settings import is_loopback_host
 
 
@@ -90,8 +91,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     with DemoApiServer(options, host=args.host, port=args.port) as api:
-        served = "endless pages" if args.endless else f"{args.records} records"
-        print(f"demo fulfillment API on {api.url} serving {served}", flush=True)
+        print(f"demo fulfillment API on {api.url} serving {served_summary(options)}", flush=True)
         # A timed wait keeps the main thread responsive to signals.
         while not stop.wait(0.5):
             pass
