@@ -28,7 +28,8 @@ from fulfillment_assets.demo_api.summary import served_summary
 PROGRESS_LOGGER = "fulfillment_assets.progress"
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of `scripts/demo.sh` (the docs' commands are checked against it)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=5_000, help="records the demo API serves")
     parser.add_argument(
@@ -40,7 +41,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="STATUS",
         help="the demo API answers every page with this HTTP status: how a failed load reads",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     quiet(verbose=args.verbose)
 
     os.environ.setdefault("DAGSTER_HOME", str(settings.PROJECT_ROOT / "dagster_home"))

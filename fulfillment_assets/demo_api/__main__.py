@@ -14,7 +14,8 @@ from fulfillment_assets.demo_api.summary import served_summary
 from fulfillment_assets.settings import is_loopback_host
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The demo API's command line (the docs' commands are checked against it)."""
     p = argparse.ArgumentParser(
         prog="python -m fulfillment_assets.demo_api", description="Run the demo fulfillment API."
     )
@@ -73,7 +74,7 @@ def _options(args: argparse.Namespace, api_key: str) -> DemoApiOptions:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Serve in the foreground until SIGINT/SIGTERM."""
-    parser = _parser()
+    parser = build_parser()
     args = parser.parse_args(argv)
     if not is_loopback_host(args.host) and not args.allow_non_loopback:
         parser.error(f"refusing non-loopback host {args.host!r}; pass --allow-non-loopback")
