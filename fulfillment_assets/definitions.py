@@ -44,7 +44,9 @@ defs = Definitions(
     sensors=[fulfillment_freshness_sensor, fulfillment_alert_sensor, fulfillment_dead_run_sensor],
     resources={
         "dlt": DagsterDltResource(),
-        "warehouse": Warehouse(),
+        # Set to what the environment gives when the code location loads, for the UI to show
+        # (the DuckDB file in use); each run reads the environment again (`Warehouse`).
+        "warehouse": Warehouse.as_configured(),
         # Required by every asset and check: dead runs failed, this run's liveness held.
         RUN_LIVENESS: RunLiveness(),
     },

@@ -1,4 +1,4 @@
-"""Values as reports quote them: bounded, control characters escaped.
+"""Values as reports quote them: bounded, control characters escaped; shares rounded.
 
 A check's description, metadata and log lines quote values the API sent (a status, an id, a
 field name). An API may send a 1 MB status or ANSI escapes, CR and bidi overrides; quoted as
@@ -50,3 +50,13 @@ def listed(items: list[str], total: int | None = None) -> str:
     total = len(items) if total is None else total
     text = ", ".join(items[:LISTED_VALUES])
     return f"{text} and {total - LISTED_VALUES} more" if total > LISTED_VALUES else text
+
+
+# Significant digits of a share a report shows: 0.02, not 0.01996007984031936; a small share
+# (12 rows in a million: 1.2e-05) keeps its digits, where rounding to decimal places would not.
+SHARE_DIGITS = 3
+
+
+def share(part: int, whole: int) -> float:
+    """`part` of `whole` as a fraction to SHARE_DIGITS significant digits; 0.0 of nothing."""
+    return float(f"{part / whole:.{SHARE_DIGITS}g}") if whole else 0.0

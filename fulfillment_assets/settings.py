@@ -161,9 +161,18 @@ def pipelines_dir() -> Path:
     return data_dir() / "dlt_pipelines"
 
 
+# dlt's credentials setting of the DuckDB destination: the DuckDB file, when set.
+DUCKDB_CREDENTIALS = "DESTINATION__DUCKDB__CREDENTIALS"
+
+
 def duckdb_path() -> Path:
     """The default DuckDB file; DESTINATION__DUCKDB__CREDENTIALS overrides it."""
-    return Path(os.environ.get("DESTINATION__DUCKDB__CREDENTIALS", data_dir() / "warehouse.duckdb"))
+    return Path(os.environ.get(DUCKDB_CREDENTIALS, data_dir() / "warehouse.duckdb"))
+
+
+def duckdb_credentials_set() -> bool:
+    """Whether DESTINATION__DUCKDB__CREDENTIALS names the DuckDB file (else: the data dir's)."""
+    return DUCKDB_CREDENTIALS in os.environ
 
 
 def accepted_statuses() -> tuple[str, ...] | None:

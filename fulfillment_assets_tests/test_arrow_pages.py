@@ -3,15 +3,20 @@ variant column, never coerced silently (pyarrow alone would turn True into 1.0 a
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import dlt
 import duckdb
 import pytest
+from dagster import DagsterInstance
+from dlt.common.libs.pyarrow import py_arrow_to_table_schema_columns
 
 from fulfillment_assets import settings
-from fulfillment_assets.source import page_to_arrow
+from fulfillment_assets.demo_api import DemoApiServer
+from fulfillment_assets.source import describe_fulfillment, page_to_arrow
+from fulfillment_assets_tests.helpers import RAW_ONLY, materialize_all
 
 CLEAN = {
     "id": 1,
@@ -105,3 +110,50 @@ def test_variant_columns_load_next_to_the_declared_ones(tmp_path: Path) -> None:
             "FROM raw.records ORDER BY id"
         ).fetchall()
     assert rows == [(1, 905.35, None, 2, None), (2, None, True, None, 2.5)]
+
+
+def test_the_arrow_schema_agrees_with_the_resources_hints_but_for_json_as_text() -> None:
+    table = page_to_arrow(_two_records())
+    hinted = describe_fulfillment().resources[settings.RESOURCE_NAME].compute_table_schema()
+
+    # What dlt's extractor compares: the hints the Arrow schema implies against the resource's.
+    differing = {
+        (name, hint, value, hinted["columns"][name][hint])  # type: ignore[literal-required]
+        for name, column in py_arrow_to_table_schema_columns(table.schema).items()
+        for hint, value in column.items()
+        if hinted["columns"].get(name, {}).get(hint, value) != value
+    }
+
+    # JSON travels as JSON text (as dlt writes a json column to parquet); nothing else differs.
+    assert differing == {("shipment", "data_type", "text", "json")}
+
+
+def test_a_load_logs_no_warning_that_column_hints_differ(
+    demo_api: DemoApiServer,
+    instance: DagsterInstance,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A field the project does not declare, typed JSON, besides the declared `shipment`.
+    demo_api.configure(records=300, extra_fields={"tags": ["gift", "fragile"]})
+    # dlt sets its logger up (level, handler) when it first reads configuration, as building
+    # the source does; set up, it keeps its records to itself (no propagation). At INFO it says
+    # which hints differ, column by column.
+    describe_fulfillment()
+    dlt_logger = logging.getLogger("dlt")
+    caplog.set_level(logging.INFO, logger="dlt")
+    dlt_logger.addHandler(caplog.handler)
+    try:
+        assert materialize_all(instance, selection=RAW_ONLY).success
+    finally:
+        dlt_logger.removeHandler(caplog.handler)
+
+    dlt_lines = [record.getMessage() for record in caplog.records if record.name == "dlt"]
+    assert dlt_lines, "dlt's log was not captured"
+    assert not [line for line in dlt_lines if "column hints were different" in line], dlt_lines
+    differing = [line for line in dlt_lines if "when merging arrow schema on column" in line]
+    # Only the JSON columns, whose Arrow type is text: nothing else disagrees with its hint.
+    assert {line.split(" on column ")[1].split(".")[0] for line in differing} == {
+        "shipment",
+        "tags",
+    }
+    assert all("The hint data_type value json" in line for line in differing), differing

@@ -93,13 +93,35 @@ def test_requests_the_first_load_when_never_materialized_and_says_why(
     # The cursor reads as JSON with an ISO time.
     state = json.loads(cursor)
     assert parse_iso_time(state["last_request"]) >= int(before)
-    assert state["reason"] == "the raw table has never been loaded"
+    assert state["last_request_reason"] == "the raw table has never been loaded"
+    assert state["state"] == "the raw table has never been loaded"
     assert "requesting a refresh: the raw table has never been loaded" in capsys.readouterr().err
 
     # Right after a request it backs off, and its log says so.
     again, _ = _evaluate(instance, cursor)
     assert isinstance(again, SkipReason) and "backing off for 30 min" in (again.skip_message or "")
     assert f"no refresh requested: {again.skip_message}" in capsys.readouterr().err
+
+
+def test_the_cursor_says_what_the_latest_tick_found_after_a_load(
+    demo_api: DemoApiServer, instance: DagsterInstance
+) -> None:
+    requested, first_cursor = _evaluate(instance)
+    assert isinstance(requested, RunRequest)
+    assert json.loads(first_cursor)["state"] == "the raw table has never been loaded"
+
+    materialize_all(instance, selection=RAW_ONLY)
+    skipped, cursor = _evaluate(instance, first_cursor)
+
+    assert isinstance(skipped, SkipReason)
+    state = json.loads(cursor)
+    # What the tick found now, as its skip reason says it; the request is history, named so.
+    assert state["state"] == skipped.skip_message
+    assert state["state"].startswith("fresh: loaded ")
+    assert state["last_request_reason"] == "the raw table has never been loaded"
+    assert parse_iso_time(state["checked_at"]) >= parse_iso_time(state["last_request"])
+    # The backoff still counts from that request.
+    assert state["last_request"] == json.loads(first_cursor)["last_request"]
 
 
 def test_skips_while_fresh_and_requests_once_past_a_short_fail_window(

@@ -76,3 +76,14 @@ def test_a_run_launched_after_a_killed_one_proceeds_and_the_dead_run_is_failed(
 
             assert status == DagsterRunStatus.SUCCESS, dagster.log_tail(lines=80)
             assert dagster.run_status(killed["runId"]) == "FAILURE"
+
+            # Every tick's log (the UI's, once "No logs to display") says what it checked; one
+            # names the killed run and why it was marked failed.
+            ticks = dagster.sensor_ticks("fulfillment_dead_run_sensor")
+            logs = [[event["message"] for event in tick["logEvents"]["events"]] for tick in ticks]
+            assert ticks and all(any("checked " in line for line in log) for log in logs), logs
+            assert any(
+                "marked 1 failed, whose process died" in line and killed["runId"] in line
+                for log in logs
+                for line in log
+            ), logs

@@ -21,6 +21,7 @@ from fulfillment_assets.demo_api import (
     make_record,
     record_ids_with,
 )
+from fulfillment_assets.demo_api.summary import served_summary
 from fulfillment_assets.settings import ORDER_STATUSES
 
 # The options conftest's `api` fixture starts this module's demo API with, and resets it to.
@@ -383,6 +384,42 @@ def test_cli_serves_until_sigint_without_printing_the_key() -> None:
         out, err = proc.communicate(timeout=10)
     assert proc.returncode == 0
     assert secret not in line + out + err
+
+
+def test_cli_start_line_says_what_it_serves_after_changes_and_faults() -> None:
+    proc = _cli(
+        "--port", "0", "--records", "1000", "--changed", "5,17", "--added", "2",
+        "--removed", "9", "--fail-status", "503", "--fail-times", "1",
+    )  # fmt: skip
+    try:
+        line = proc.stdout.readline().rstrip()  # type: ignore[union-attr]
+        url = line.split()[4]
+        # Each page fails once (503), then answers: the retry sees what the line says.
+        requests.get(url + PATH, params={"api_key": DEMO_API_KEY}, timeout=5)
+        total = requests.get(url + PATH, params={"api_key": DEMO_API_KEY}, timeout=5).json()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=10)
+
+    assert line.endswith(
+        "serving 1001 records: ids 1-1000 without 9 (removed), then 1001-1002 (added); 5, 17 "
+        "changed; the added and changed ones are newer than every other: what an incremental "
+        "run fetches; every page answers HTTP 503 1 time(s), then its records"
+    ), line
+    assert total["total"] == 1001
+
+
+def test_the_start_line_names_every_fault_injected() -> None:
+    options = DemoApiOptions(
+        records=300, fail_status=500, include_total=False, max_limit=50, latency_ms=20
+    )
+
+    assert served_summary(options) == (
+        "300 records; every page answers HTTP 500; pages carry no total; pages capped at 50 "
+        "records; 20 ms a page"
+    )
+    assert served_summary(DemoApiOptions(records=42)) == "42 records"
+    assert served_summary(DemoApiOptions(endless=True)) == "endless pages"
 
 
 def test_cli_refuses_non_loopback_host() -> None:

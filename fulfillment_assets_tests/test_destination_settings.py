@@ -3,6 +3,7 @@ file held by another process or a load past DuckDB's memory cap says so and what
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,24 @@ from fulfillment_assets import settings
 from fulfillment_assets.demo_api import DemoApiServer
 from fulfillment_assets.warehouse.resource import Warehouse
 from fulfillment_assets_tests.helpers import RAW_ONLY, failure_message, materialize_all
+from fulfillment_assets_tests.served.cli import subprocess_environment
+
+# In a process of its own, as a code location loads: the `warehouse` resource's configured
+# values as the UI's Resources tab shows them (the defaults of its config schema), then those
+# `as_configured` gives once DESTINATION__DUCKDB__CREDENTIALS is set.
+SHOWN_WAREHOUSE = """
+import json, os, sys
+from fulfillment_assets.definitions import defs
+from fulfillment_assets.warehouse.resource import Warehouse
+
+def shown(warehouse):
+    schema = warehouse.get_resource_definition().config_schema
+    return json.loads(schema.default_value_as_json_str)
+
+print(json.dumps(shown(defs.resources["warehouse"])))
+os.environ["DESTINATION__DUCKDB__CREDENTIALS"] = sys.argv[1]
+print(json.dumps(shown(Warehouse.as_configured())))
+"""
 
 
 def test_an_unknown_destination_fails_before_any_request_naming_the_setting(
@@ -113,3 +132,30 @@ def test_the_warehouse_resource_shows_its_settings_and_a_value_set_there_wins(
         "SELECT count(*) FROM fulfillment.fulfillment_data"
     ) == [(1234,)]
     assert not settings.duckdb_path().exists()
+
+
+def test_the_loaded_warehouse_resource_shows_the_destination_and_the_duckdb_file(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    env = subprocess_environment({"FULFILLMENT_DATA_DIR": str(data_dir)})
+
+    loaded = subprocess.run(
+        [sys.executable, "-c", SHOWN_WAREHOUSE, str(tmp_path / "named.duckdb")],
+        cwd=settings.PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert loaded.returncode == 0, loaded.stderr
+    from_data_dir, from_credentials = map(json.loads, loaded.stdout.splitlines())
+    assert from_data_dir == {
+        "destination": "duckdb",
+        "duckdb_path": str(data_dir / "warehouse.duckdb"),
+        "duckdb_memory_limit": "128MB",
+    }
+    # dlt's credentials setting is shown by its name, never its value.
+    assert from_credentials["duckdb_path"] == {"env": "DESTINATION__DUCKDB__CREDENTIALS"}
+    assert "named.duckdb" not in loaded.stdout

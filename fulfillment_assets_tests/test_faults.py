@@ -24,10 +24,17 @@ from fulfillment_assets_tests.helpers import (
 
 RECORDS = 450  # five pages; the faults hit the third one (offset 200)
 
+# A persistent 5xx names the API's host (the test's demo API on loopback) and the settings.
+SERVER_ERROR_PHRASES = [
+    "the fulfillment API at http://127.0.0.1:",
+    "after 3 retries",
+    "SOURCES__FULFILLMENT__BACKOFF_FACTOR",
+    "SOURCES__FULFILLMENT__BASE_URL",
+]
 # fault options -> what the error must say (besides the offset)
 FAULTS: dict[str, tuple[dict[str, Any], list[str]]] = {
-    "persistent 500": ({"fail_status": 500}, ["HTTP 500", "after 3 retries"]),
-    "persistent 503": ({"fail_status": 503}, ["HTTP 503", "after 3 retries"]),
+    "persistent 500": ({"fail_status": 500}, [*SERVER_ERROR_PHRASES, "HTTP 500"]),
+    "persistent 503": ({"fail_status": 503}, [*SERVER_ERROR_PHRASES, "HTTP 503"]),
     "persistent 429": ({"fail_status": 429}, ["HTTP 429", "after 3 retries"]),
     "read timeout": ({"hang_offset": 200, "hang_seconds": 5}, ["no answer within the request"]),
     "dropped mid-body": ({"drop_connection_offset": 200}, ["connection dropped mid-body"]),

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -72,6 +73,25 @@ def test_connection_refused_says_what_to_check_whole(
 
     assert f"could not connect to http://127.0.0.1:{port} (connection refused)" in message
     assert "is the fulfillment API running? Check SOURCES__FULFILLMENT__BASE_URL" in message
+
+
+def test_a_persistent_server_error_names_the_host_and_the_settings_never_the_url(
+    fake_api: Callable[[Answer], None], instance: DagsterInstance
+) -> None:
+    fake_api((503, {}, b"upstream unavailable"))
+
+    message = _fails_with(instance)
+
+    host = os.environ["SOURCES__FULFILLMENT__BASE_URL"]  # http://127.0.0.1:<port>
+    assert (
+        f"the fulfillment API at {host} answered HTTP 503 on GET /v1/fulfillment at offset 0, "
+        "still failing after 3 retries" in message
+    ), message
+    assert "SOURCES__FULFILLMENT__BACKOFF_FACTOR (now 0.02)" in message
+    assert "the API's address is SOURCES__FULFILLMENT__BASE_URL" in message
+    assert "body: 'upstream unavailable'" in message
+    # The URL with its query (where the key travels) is not in it, masked or not.
+    assert "api_key" not in message and "?" not in message
 
 
 def test_a_redirect_to_another_host_says_so(

@@ -65,3 +65,42 @@ def test_load_metadata_has_no_local_paths_and_every_column_described(
     assert (columns["_dlt_load_id"].description or "").startswith(
         "The dlt load that last wrote the row"
     )
+
+
+# dlt's own fields on a load's materialization, which the project's fields come before.
+DLT_FIELDS = ("destination_type", "dataset_name", "first_run", "started_at", "load_jobs")
+FULL_REFRESH = {"ops": {"fulfillment_ingest": {"config": {"full_refresh": True}}}}
+
+
+def test_the_syncs_fields_come_first_with_rounded_shares_and_both_delete_counts_explained(
+    demo_api: DemoApiServer, instance: DagsterInstance
+) -> None:
+    # 20 of 1002 customer ids are null: the share is 0.02, not 0.01996007984031936.
+    demo_api.configure(records=1002)
+    first = materialize_all(instance, selection=RAW_ONLY)
+    demo_api.configure(records=1002, removed_ids={5, 9})
+    second = materialize_all(instance, selection=RAW_ONLY, run_config=FULL_REFRESH)
+
+    (event,) = first.get_asset_materialization_events()
+    keys = list(event.materialization.metadata)
+    assert keys[:3] == ["sync_mode", "records_received", "rows_marked_deleted"], keys
+    first_dlt_field = min(keys.index(field) for field in DLT_FIELDS)
+    ours = ["deletes_summary", "walk_summary", "dagster/row_count", "null_customer_id_fraction"]
+    assert all(keys.index(field) < first_dlt_field for field in ours), keys
+    metadata = event.materialization.metadata
+    assert metadata["null_customer_id_count"].value == 20
+    assert metadata["null_customer_id_fraction"].value == 0.02
+    assert metadata["null_order_status_fraction"].value == 0.00998  # 10 of 1002
+    assert metadata["deletes_summary"].value == (
+        "this run marked none: its complete full walk found no order newly gone "
+        "(rows_marked_deleted). The table holds 0 rows marked deleted in all, by this run and "
+        "earlier ones (rows_marked_deleted_in_table): _deleted_at set, kept in the raw table, "
+        "left out of the models."
+    )
+
+    (event,) = second.get_asset_materialization_events()
+    metadata = event.materialization.metadata
+    assert metadata["rows_marked_deleted"].value == 2
+    assert metadata["rows_marked_deleted_in_table"].value == 2
+    summary = str(metadata["deletes_summary"].value)
+    assert summary.startswith("this run marked 2 rows deleted: orders its complete full walk")

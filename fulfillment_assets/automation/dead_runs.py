@@ -20,7 +20,8 @@ from fulfillment_assets.warehouse.run_liveness import fail_dead_runs
     ),
 )
 def fulfillment_dead_run_sensor(context: SensorEvaluationContext) -> SkipReason:
-    failed = fail_dead_runs(context.instance, context.log)
-    if failed:
-        return SkipReason(f"marked {len(failed)} dead run(s) failed: {', '.join(failed)}")
-    return SkipReason("no dead run")
+    sweep = fail_dead_runs(context.instance, context.log)
+    # Every tick says what it checked, dead runs or not: a tick's log is where an operator
+    # looks to see the sensor at work.
+    context.log.info(sweep.summary())
+    return SkipReason(sweep.summary())

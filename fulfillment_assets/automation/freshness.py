@@ -151,14 +151,35 @@ def decide(
     return Decision(True, stale)
 
 
-def _last_request(cursor: str | None) -> float | None:
-    """The cursor is `{"last_request": "<ISO time>", "reason": ...}`; older ones a bare number."""
+def _last_request(cursor: str | None) -> tuple[float | None, str | None]:
+    """When the last refresh was requested, and why, from the cursor (`sensor_cursor`); older
+    cursors are `{"last_request": "<ISO time>", "reason": ...}` or a bare number."""
     if not cursor:
-        return None
+        return None, None
     try:
-        return parse_iso_time(json.loads(cursor)["last_request"])
+        state = json.loads(cursor)
+        requested = state["last_request"]
+        reason = state.get("last_request_reason", state.get("reason"))
+        return (parse_iso_time(requested) if requested else None), reason
     except (ValueError, KeyError, TypeError):
-        return float(cursor)
+        return float(cursor), None
+
+
+def sensor_cursor(
+    now: float, decision: Decision, last_request: float | None, last_request_reason: str | None
+) -> str:
+    """The cursor, rewritten every tick: what the sensor found when it last looked (`state`, as
+    the tick's log says it) and its last request (kept for the backoff), as JSON the UI shows
+    under Automation. Written on every tick, so after a load it says the table is fresh, not
+    what it was when a refresh was last requested."""
+    return json.dumps(
+        {
+            "checked_at": iso_time(now),
+            "state": decision.reason,
+            "last_request": iso_time(last_request) if last_request is not None else None,
+            "last_request_reason": last_request_reason,
+        }
+    )
 
 
 @sensor(
@@ -169,25 +190,28 @@ def _last_request(cursor: str | None) -> float | None:
         "Requests a refresh of the raw table and everything downstream when the raw table is "
         "older than its freshness policy's fail window, or has never been loaded. Requests "
         "nothing while the data is fresh, while a refresh is in flight, or within the backoff "
-        "after its last request; every tick's log says which."
+        "after its last request; every tick's log says which, and so does its cursor."
     ),
 )
 def fulfillment_freshness_sensor(context: SensorEvaluationContext) -> RunRequest | SkipReason:
     instance = context.instance
     latest = instance.get_latest_materialization_event(RAW_ASSET_KEY)
     now = time.time()
+    last_request, last_request_reason = _last_request(context.cursor)
     decision = decide(
         now=now,
         loaded_at=latest.timestamp if latest else None,
-        last_request=_last_request(context.cursor),
+        last_request=last_request,
         in_flight=refreshes_in_flight(instance),
         fail_window=settings.freshness_fail_window(),
         backoff=settings.freshness_retry_backoff(),
     )
+    if decision.request:
+        last_request, last_request_reason = now, decision.reason
+    context.update_cursor(sensor_cursor(now, decision, last_request, last_request_reason))
     if not decision.request:
         context.log.info(f"no refresh requested: {decision.reason}")
         return SkipReason(decision.reason)
-    context.update_cursor(json.dumps({"last_request": iso_time(now), "reason": decision.reason}))
     context.log.info(f"requesting a refresh: {decision.reason}")
     return RunRequest(
         tags={"fulfillment/trigger": "freshness", "fulfillment/reason": decision.reason}

@@ -22,12 +22,14 @@ from typing import Any
 from fulfillment_assets import settings
 from fulfillment_assets.automation.errors import error_chain, readable_cause
 from fulfillment_assets.demo_api import DemoApiOptions, DemoApiServer
+from fulfillment_assets.demo_api.summary import served_summary
 
 # The source logs its page walk here at INFO (pages, records, rate, ETA).
 PROGRESS_LOGGER = "fulfillment_assets.progress"
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of `scripts/demo.sh` (the docs' commands are checked against it)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=5_000, help="records the demo API serves")
     parser.add_argument(
@@ -39,7 +41,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="STATUS",
         help="the demo API answers every page with this HTTP status: how a failed load reads",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     quiet(verbose=args.verbose)
 
     os.environ.setdefault("DAGSTER_HOME", str(settings.PROJECT_ROOT / "dagster_home"))
@@ -51,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
     options = DemoApiOptions(records=args.records, api_key=api_key, fail_status=args.api_fault)
     with DemoApiServer(options, port=0) as api:
-        print(f"demo fulfillment API on {api.url} serving {args.records} records", flush=True)
+        print(f"demo fulfillment API on {api.url} serving {served_summary(options)}", flush=True)
         os.environ["SOURCES__FULFILLMENT__BASE_URL"] = api.url
         os.environ["SOURCES__FULFILLMENT__API_KEY"] = api_key
         job = refresh_job(verbose=args.verbose)
@@ -84,8 +90,8 @@ def quiet(*, verbose: bool) -> None:
         progress.addHandler(ProgressLines())
     if verbose:
         return
-    # dlt's own configuration, read by dlt when the pipeline starts: its warnings (e.g. "several
-    # column hints were different") are for who debugs a load, not for every run.
+    # dlt's own configuration, read by dlt when the pipeline starts: its warnings are for who
+    # debugs a load, not for every run.
     os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR")
     warnings.simplefilter("ignore")
 

@@ -10,10 +10,12 @@ from collections.abc import Sequence
 
 from fulfillment_assets.demo_api.options import DEMO_API_KEY, MALFORMED_KINDS, DemoApiOptions
 from fulfillment_assets.demo_api.server import DemoApiServer
+from fulfillment_assets.demo_api.summary import served_summary
 from fulfillment_assets.settings import is_loopback_host
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The demo API's command line (the docs' commands are checked against it)."""
     p = argparse.ArgumentParser(
         prog="python -m fulfillment_assets.demo_api", description="Run the demo fulfillment API."
     )
@@ -72,7 +74,7 @@ def _options(args: argparse.Namespace, api_key: str) -> DemoApiOptions:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Serve in the foreground until SIGINT/SIGTERM."""
-    parser = _parser()
+    parser = build_parser()
     args = parser.parse_args(argv)
     if not is_loopback_host(args.host) and not args.allow_non_loopback:
         parser.error(f"refusing non-loopback host {args.host!r}; pass --allow-non-loopback")
@@ -90,8 +92,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     with DemoApiServer(options, host=args.host, port=args.port) as api:
-        served = "endless pages" if args.endless else f"{args.records} records"
-        print(f"demo fulfillment API on {api.url} serving {served}", flush=True)
+        print(f"demo fulfillment API on {api.url} serving {served_summary(options)}", flush=True)
         # A timed wait keeps the main thread responsive to signals.
         while not stop.wait(0.5):
             pass

@@ -27,12 +27,14 @@ from dlt.extract.source import DltSource
 
 from fulfillment_assets import settings
 from fulfillment_assets.contract import API_ASSET_KEY, INGEST_STEP, OWNERS
+from fulfillment_assets.display import share
 from fulfillment_assets.ingest.failures import readable_failure
 from fulfillment_assets.ingest.run_log import library_lines_in_run_log
 from fulfillment_assets.ingest.sync_metadata import (
     IngestConfig,
     mark_deletes_of_walk,
     partial_walk_observation,
+    project_fields_first,
     sync_metadata,
     walk_of_last_run,
     walk_progress,
@@ -299,7 +301,7 @@ def _load(
             stats = {**_table_stats(warehouse), **versions, **walk_progress(position)}
             for result in results:
                 if isinstance(result, MaterializeResult):
-                    metadata = {**(result.metadata or {}), **stats, **sync}
+                    metadata = project_fields_first({**sync, **stats}, result.metadata or {})
                     yield result._replace(metadata=readable_load_metadata(metadata))
                 else:
                     yield result
@@ -351,6 +353,6 @@ def _table_stats(warehouse: Warehouse) -> dict[str, Any]:
         "dagster/row_count": MetadataValue.int(rows),
         "null_customer_id_count": MetadataValue.int(null_customer),
         "null_order_status_count": MetadataValue.int(null_status),
-        "null_customer_id_fraction": MetadataValue.float(null_customer / rows if rows else 0.0),
-        "null_order_status_fraction": MetadataValue.float(null_status / rows if rows else 0.0),
+        "null_customer_id_fraction": MetadataValue.float(share(null_customer, rows)),
+        "null_order_status_fraction": MetadataValue.float(share(null_status, rows)),
     }

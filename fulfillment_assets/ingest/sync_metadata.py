@@ -2,12 +2,14 @@
 
 The walk records its `last_run` (mode, cursor sent, records received) in the resource's dlt
 state; dlt keeps the new cursor there too. After a complete full walk, the rows it did not
-return are marked deleted (`deletes.py`).
+return are marked deleted (`deletes.py`). The raw table's page lists what the sync did first,
+above dlt's own metadata (`project_fields_first`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 import dlt
@@ -134,22 +136,21 @@ def walk_progress(walk: WalkPosition | None) -> dict[str, Any]:
 def sync_metadata(
     context: AssetExecutionContext, pipeline: dlt.Pipeline, warehouse: Warehouse, marked: int
 ) -> dict[str, Any]:
-    """Mode, cursor sent, new cursor, records received, the walk's verdict, the rows this run
-    marked deleted (`marked`) and the table's deleted rows. Reads only."""
+    """What the sync did, in the order the raw table's page shows it: mode, records received,
+    the rows marked deleted (`marked` by this run, and in the table), the cursor, the walk's
+    verdict, values read as their column's type. Reads only."""
     state = _resource_state(pipeline)
     last_run = state.get(LAST_RUN, {})
     cursors: list[dict[str, Any]] = list(state.get("incremental", {}).values())
     new_cursor = cursors[0].get("last_value") if cursors else None
     metadata: dict[str, Any] = {
         "sync_mode": MetadataValue.text(str(last_run.get("mode", "full"))),
+        "records_received": MetadataValue.int(int(last_run.get("records_received", 0))),
+        **deletes_metadata(warehouse, marked, complete_walk=bool(last_run.get("complete_walk"))),
         "cursor_sent": MetadataValue.text(last_run.get("cursor_sent") or "none"),
         "new_cursor": MetadataValue.text(iso_utc(new_cursor) if new_cursor else "none"),
-        "records_received": MetadataValue.int(int(last_run.get("records_received", 0))),
         "records_without_cursor": MetadataValue.int(int(last_run.get("records_without_cursor", 0))),
     }
-    # Values read as their column's type from another form (numeric text, ISO-8601 forms,
-    # epoch numbers), per column: see source/values.py.
-    metadata["values_read_as_type"] = MetadataValue.json(state.get("values_read_as_type", {}))
     older = int(last_run.get("records_older_than_cursor", 0))
     metadata["records_older_than_cursor"] = MetadataValue.int(older)
     if older:
@@ -159,13 +160,46 @@ def sync_metadata(
             "is correct, but every run still walks every page."
         )
     metadata.update(walk_metadata(context, last_run))
-    metadata["rows_marked_deleted"] = MetadataValue.int(marked)
-    if DELETED_AT in warehouse.columns(settings.RESOURCE_NAME):
-        ((deleted,),) = warehouse.query(
-            f"SELECT count(*) FROM {settings.RESOURCE_NAME} WHERE {DELETED_AT} IS NOT NULL"
-        )
-        metadata["rows_deleted"] = MetadataValue.int(deleted)
+    # Values read as their column's type from another form (numeric text, ISO-8601 forms,
+    # epoch numbers), per column: see source/values.py.
+    metadata["values_read_as_type"] = MetadataValue.json(state.get("values_read_as_type", {}))
     return metadata
+
+
+def deletes_metadata(warehouse: Warehouse, marked: int, *, complete_walk: bool) -> dict[str, Any]:
+    """The rows this run marked deleted, the rows of the table marked deleted by any run, and a
+    sentence that tells the two apart (both are counts of rows marked deleted)."""
+    metadata: dict[str, Any] = {"rows_marked_deleted": MetadataValue.int(marked)}
+    if DELETED_AT not in warehouse.columns(settings.RESOURCE_NAME):
+        return metadata  # nothing loaded yet: no table to count in
+    ((in_table,),) = warehouse.query(
+        f"SELECT count(*) FROM {settings.RESOURCE_NAME} WHERE {DELETED_AT} IS NOT NULL"
+    )
+    metadata["rows_marked_deleted_in_table"] = MetadataValue.int(in_table)
+    if marked:
+        this_run = (
+            f"this run marked {marked} rows deleted: orders its complete full walk no longer "
+            "found at the API"
+        )
+    elif complete_walk:
+        this_run = "this run marked none: its complete full walk found no order newly gone"
+    else:
+        this_run = "this run marked none: only a complete full walk marks deletes"
+    metadata["deletes_summary"] = MetadataValue.text(
+        f"{this_run} (rows_marked_deleted). The table holds {in_table} rows marked deleted in "
+        f"all, by this run and earlier ones (rows_marked_deleted_in_table): {DELETED_AT} set, "
+        "kept in the raw table, left out of the models."
+    )
+    return metadata
+
+
+def project_fields_first(
+    ours: Mapping[str, Any], dlt_metadata: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The raw table's materialization metadata: the project's fields first, in their order, then
+    dlt's (load times, destination, jobs), which the page would otherwise list above them.
+    Dagster keeps the order; where both name a field (`dagster/row_count`), the project's wins."""
+    return {**ours, **{key: value for key, value in dlt_metadata.items() if key not in ours}}
 
 
 def partial_walk_observation(walk: WalkPosition) -> AssetObservation:

@@ -12,7 +12,8 @@ parameters; each lives in a module of its own:
   and so whether it is walked again;
 - `read_ahead`: a `requests.Session` that fetches the next pages concurrently, in order, on
   `workers`' daemon threads;
-- `arrow`: records to typed Arrow tables with variant columns;
+- `arrow`: records to typed Arrow tables with variant columns; `json_text`: dlt's warning that
+  their JSON columns are JSON text, dropped;
 - `progress`: the walk's progress on the `fulfillment_assets.progress` logger;
 - `collector`: Python's garbage collector, run less often during the walk.
 """
@@ -62,6 +63,7 @@ from fulfillment_assets.source.http import (
     retrying_client,
 )
 from fulfillment_assets.source.incremental import fulfillment_resource
+from fulfillment_assets.source.json_text import drop_json_text_warning
 from fulfillment_assets.source.pages import FulfillmentPaginator, check_page
 from fulfillment_assets.source.read_ahead import ReadAheadSession
 from fulfillment_assets.source.transport import PageDeadlineAdapter
@@ -302,6 +304,7 @@ def fulfillment(
         try:
             with fewer_collections():
                 if arrow_batch_rows:
+                    drop_json_text_warning()
                     types = ColumnTypes(_stored_types(), zone, id_type)
                     yield from arrow_batches(every_pass(params), arrow_batch_rows, types)
                     _record_values_read(types)

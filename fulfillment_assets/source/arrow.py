@@ -190,7 +190,17 @@ def page_to_arrow(page: list[dict[str, Any]], types: ColumnTypes | None = None) 
     renamed = colliding_fields(names)
     if renamed:
         columns = {_renamed(key, renamed): values for key, values in columns.items()}
-    return pa.Table.from_pydict(columns)
+    return _with_required_id(pa.Table.from_pydict(columns))
+
+
+def _with_required_id(table: pa.Table) -> pa.Table:
+    """The table with `id` not nullable, as the resource's hints declare it (every record has
+    one: the page check fails a page without), so dlt finds the Arrow schema and the hints
+    agreeing."""
+    position = table.schema.get_field_index("id")
+    if position < 0:
+        return table
+    return table.cast(table.schema.set(position, table.schema.field(position).with_nullable(False)))
 
 
 _NAMING = NamingConvention()

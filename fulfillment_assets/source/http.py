@@ -4,6 +4,8 @@
 - dlt's retrying `Client` with exactly the seed's policy (429/500/502/503/504, factor 2, 3
   retries), and `raise_for_status`, which judges each status (a rate limit's announced wait,
   the API's own words, the setting to change);
+- an error status that persists named with the API's host (never its URL: the key is in the
+  query) and the settings that govern it;
 - transport errors and `base_url` checked and described (connection refused, timeouts, plain
   http to a non-loopback host); the whole-page deadline and the parsed-once response are in
   `transport.py`;
@@ -55,6 +57,20 @@ def excerpt(content: bytes, mask: KeyMask) -> str:
     if len(text) <= _EXCERPT_CHARS:
         return text
     return text[:_EXCERPT_CHARS].rsplit(" ", 1)[0] + "..."
+
+
+def api_origin(url: str | None, mask: KeyMask) -> str:
+    """`scheme://host:port` of a URL, for messages: no credentials, path or query (the key
+    travels in the query)."""
+    parts = urlsplit(url or "")
+    host = parts.hostname or ""
+    if ":" in host:  # an IPv6 address keeps its brackets
+        host = f"[{host}]"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # not a number: base_url was checked, so only a message would suffer
+        port = ""
+    return mask(f"{parts.scheme}://{host}{port}")
 
 
 def offset_of(url: str | None) -> int | None:
@@ -135,9 +151,13 @@ def raise_for_status(
             f"(now {max_retry_wait:g} s)"
         )
     elif status in settings.RETRY_STATUS_CODES:
+        # An error at the API's end: the host says which API (the key travels in the query,
+        # so the URL itself is never shown), the settings what governs the address and retries.
         what = (
-            f"the fulfillment API answered HTTP {status} on {where}, "
-            f"still failing after {settings.MAX_RETRIES} retries"
+            f"the fulfillment API at {api_origin(response.request.url, mask)} answered "
+            f"HTTP {status} on {where}, still failing after {settings.MAX_RETRIES} retries. "
+            f"Waits between retries grow with {BACKOFF_FACTOR_SETTING} (now {backoff_factor:g}); "
+            f"the API's address is {BASE_URL_SETTING}"
         )
     else:
         what = f"the fulfillment API refused {where} with HTTP {status}"

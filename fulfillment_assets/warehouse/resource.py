@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import dlt
-from dagster import ConfigurableResource, Failure
+from dagster import ConfigurableResource, EnvVar, Failure
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.common.destination import Destination
 from dlt.common.destination.configuration import ParquetFormatConfiguration
@@ -108,36 +108,84 @@ def _process_pipelines_dir() -> tempfile.TemporaryDirectory[str]:
     return tempfile.TemporaryDirectory(prefix="fulfillment-described-pipeline-")
 
 
+# What `Warehouse.as_configured()` gave each field from the environment when the code location
+# loaded: the value the UI shows. A field still holding it is not an override: it follows the
+# environment when a run starts, as an empty one does. In a deployment each run's process loads
+# the code location in the same environment, so the run reads the value shown; a process that
+# changes its environment after loading it (the tests do, per test) gets what it changed.
+_SHOWN_FROM_ENVIRONMENT: dict[str, str] = {}
+
+
 class Warehouse(ConfigurableResource):
     """Runs SQL in the fulfillment dataset of the configured destination.
 
-    Its fields show in the UI's Resources tab; each left empty is read from the environment at
-    run time (docs/configuration.md), and a value set here or in a run's config wins.
+    Its fields show in the UI's Resources tab: the code location sets them to what the
+    environment gives when it loads (`as_configured`), so the destination and the DuckDB file in
+    use are visible there. Each is read from the environment again when a run starts
+    (docs/configuration.md); a value set here or in a run's config other than the one shown
+    wins.
     """
 
     destination: str | None = Field(
         default=None,
-        description="dlt destination; empty: FULFILLMENT_DESTINATION, default duckdb.",
+        description="dlt destination: FULFILLMENT_DESTINATION, default duckdb.",
     )
     duckdb_path: str | None = Field(
         default=None,
-        description="DuckDB file; empty: DESTINATION__DUCKDB__CREDENTIALS, default "
+        description="DuckDB file: DESTINATION__DUCKDB__CREDENTIALS (shown by name), default "
         "$FULFILLMENT_DATA_DIR/warehouse.duckdb.",
     )
     duckdb_memory_limit: str | None = Field(
         default=None,
-        description="DuckDB's memory cap; empty: FULFILLMENT_DUCKDB_MEMORY_LIMIT, default 128MB.",
+        description="DuckDB's memory cap: FULFILLMENT_DUCKDB_MEMORY_LIMIT, default 128MB.",
     )
+
+    @classmethod
+    def as_configured(cls) -> Warehouse:
+        """The warehouse with its fields as the environment sets them now, for the UI to show.
+
+        DESTINATION__DUCKDB__CREDENTIALS is a dlt credentials setting: shown by its name (an
+        `EnvVar`, resolved when a run starts), never its value. Nothing here needs a secret;
+        the DuckDB fields are left empty for another destination.
+        """
+        shown = {"destination": settings.destination_name()}
+        duckdb_path: str | None = None
+        if shown["destination"] == "duckdb":
+            shown["duckdb_memory_limit"] = settings.duckdb_memory_limit()
+            if settings.duckdb_credentials_set():
+                duckdb_path = EnvVar(settings.DUCKDB_CREDENTIALS)
+            else:
+                shown["duckdb_path"] = duckdb_path = str(settings.duckdb_path())
+        _SHOWN_FROM_ENVIRONMENT.clear()
+        _SHOWN_FROM_ENVIRONMENT.update(shown)
+        return cls(
+            destination=shown["destination"],
+            duckdb_path=duckdb_path,
+            duckdb_memory_limit=shown.get("duckdb_memory_limit"),
+        )
+
+    def _set_here(self, field: str) -> str | None:
+        """A field's value if it overrides the environment; None if it follows it (empty, still
+        what `as_configured` gave it from the environment, or the name of the variable, which a
+        run resolves to the variable's value)."""
+        value: str | None = getattr(self, field)
+        if isinstance(value, EnvVar) or value == _SHOWN_FROM_ENVIRONMENT.get(field):
+            return None
+        return value
 
     def destination_name(self) -> str:
         """The destination this resource uses."""
-        return self.destination or settings.destination_name()
+        return self._set_here("destination") or settings.destination_name()
 
     def _destination(self) -> Any:
-        return fulfillment_destination(self.destination, self.duckdb_path, self.duckdb_memory_limit)
+        return fulfillment_destination(
+            self._set_here("destination"),
+            self._set_here("duckdb_path"),
+            self._set_here("duckdb_memory_limit"),
+        )
 
     def _errors_explained(self) -> Any:
-        return duckdb_file.clear_errors(self.duckdb_memory_limit)
+        return duckdb_file.clear_errors(self._set_here("duckdb_memory_limit"))
 
     @contextmanager
     def loading_pipeline(self, log: logging.Logger | None = None) -> Iterator[dlt.Pipeline]:

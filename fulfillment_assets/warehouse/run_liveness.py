@@ -24,6 +24,7 @@ import logging
 import os
 import socket
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from dagster import (
@@ -94,27 +95,63 @@ def _is_dead(path: Path) -> bool:
         os.close(fd)
 
 
-def fail_dead_runs(instance: DagsterInstance, log: logging.Logger | None = None) -> list[str]:
-    """Marks failed every in-progress run whose process died on this machine; returns their ids.
+@dataclass(frozen=True)
+class DeadRunSweep:
+    """What one look for dead runs found: the runs in progress that hold (or held) a liveness
+    lock under `directory`, those alive and those marked failed, and stale files removed."""
+
+    directory: Path
+    alive: tuple[str, ...] = ()
+    failed: tuple[str, ...] = ()
+    stale_files: int = 0
+
+    def summary(self) -> str:
+        """One line for a sensor tick's log: how many runs it checked, and what it found."""
+        checked = len(self.alive) + len(self.failed)
+        if not checked:
+            text = (
+                "checked 0 runs: no run of this project is in progress on this machine (none "
+                f"holds a liveness lock in {self.directory})"
+            )
+        elif not self.failed:
+            text = (
+                f"checked {checked} run(s) of this project in progress on this machine, none "
+                f"dead: {', '.join(self.alive)}"
+            )
+        else:
+            text = (
+                f"checked {checked} run(s) of this project in progress on this machine: marked "
+                f"{len(self.failed)} failed, whose process died without reporting an end (its "
+                f"liveness lock was free): {', '.join(self.failed)}"
+            )
+            if self.alive:
+                text += f"; alive: {', '.join(self.alive)}"
+        if self.stale_files:
+            text += f"; removed {self.stale_files} lock file(s) of runs no longer in progress"
+        return text
+
+
+def fail_dead_runs(instance: DagsterInstance, log: logging.Logger | None = None) -> DeadRunSweep:
+    """Marks failed every in-progress run whose process died on this machine; says what it found.
 
     Files of runs no longer in progress are removed on the way.
     """
     directory = liveness_dir()
     if not directory.is_dir():
-        return []
+        return DeadRunSweep(directory)
     log = log or logger
     files_by_run: dict[str, list[Path]] = {}
     for path in directory.glob("*.lock"):
         files_by_run.setdefault(path.name.split(".", 1)[0], []).append(path)
     if not files_by_run:
-        return []
+        return DeadRunSweep(directory)
     in_progress = {
         record.dagster_run.run_id: record.dagster_run
         for record in instance.get_run_records(
             RunsFilter(run_ids=list(files_by_run), statuses=EXECUTING_STATUSES)
         )
     }
-    failed = []
+    alive, failed, stale = [], [], 0
     for run_id, paths in files_by_run.items():
         dead = [path for path in paths if _is_dead(path)]
         run = in_progress.get(run_id)
@@ -131,10 +168,14 @@ def fail_dead_runs(instance: DagsterInstance, log: logging.Logger | None = None)
                 instance.event_log_storage.free_concurrency_slots_for_run(run_id)
             log.warning(f"run {run_id} had died without ending: marked it failed")
             failed.append(run_id)
+        elif run is not None:
+            alive.append(run_id)
+        else:
+            stale += len(dead)
         for path in dead:  # a dead process's file is stale, whatever its run's status
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
-    return failed
+    return DeadRunSweep(directory, tuple(alive), tuple(failed), stale)
 
 
 class RunLiveness(ConfigurableResource):
