@@ -1,12 +1,12 @@
 """What the tests ask a served Dagster's webserver. A run's status through dagster-graphql's own
 `DagsterGraphQLClient`; raw GraphQL only for what that client does not offer: the workspace's load
-status, the runs in progress, the sensors and their ticks, and the tests' own queries."""
+status, the runs by status or tag, the sensors and their ticks, and the tests' own queries."""
 
 from __future__ import annotations
 
 import json
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dagster_graphql import DagsterGraphQLClient
@@ -79,8 +79,8 @@ SENSOR_TICKS_QUERY = """
 """
 
 RUNS_QUERY = """
-query Runs($statuses: [RunStatus!]) {
-  runsOrError(filter: {statuses: $statuses}) {
+query Runs($filter: RunsFilter) {
+  runsOrError(filter: $filter) {
     __typename
     ... on Runs { results { runId status jobName } }
     ... on PythonError { message }
@@ -122,12 +122,24 @@ class DagsterGraphQL:
         """The run's status, e.g. "STARTED" or "SUCCESS"; an unknown run raises."""
         return self.client.get_run_status(run_id).value
 
-    def runs_in_progress(self) -> list[dict[str, Any]]:
-        """Every run queued or in progress: its runId, status and jobName."""
-        result = self.query(RUNS_QUERY, {"statuses": list(IN_PROGRESS_STATUSES)})["runsOrError"]
+    def runs(
+        self, *, statuses: Sequence[str] | None = None, tags: Mapping[str, str] | None = None
+    ) -> list[dict[str, Any]]:
+        """The runs in these statuses and with these tags (all if none), newest first: their
+        runId, status and jobName."""
+        run_filter: dict[str, Any] = {}
+        if statuses is not None:
+            run_filter["statuses"] = list(statuses)
+        if tags:
+            run_filter["tags"] = [{"key": key, "value": value} for key, value in tags.items()]
+        result = self.query(RUNS_QUERY, {"filter": run_filter})["runsOrError"]
         if result["__typename"] != "Runs":
             raise DagsterGraphQLError(f"runs: {result}")
         return result["results"]
+
+    def runs_in_progress(self) -> list[dict[str, Any]]:
+        """Every run queued or in progress: its runId, status and jobName."""
+        return self.runs(statuses=IN_PROGRESS_STATUSES)
 
     def sensors(self) -> list[dict[str, Any]]:
         """Every sensor: its name, status and its latest tick's status."""

@@ -1,7 +1,9 @@
 """Dagster's webserver and daemon as processes: `dg dev` (or the two services directly) serving
-`workspace.yaml` from the repo root on a free loopback port, with a DAGSTER_HOME and a
-FULFILLMENT_DATA_DIR of its own, every process's output captured in a log file, and the whole
-process tree stopped at the end (SIGINT to each process group, SIGKILL after a timeout)."""
+`workspace.yaml` from the repo root on a free loopback port, or the production topology of
+`deploy/` (a code server of its own, the webserver and the daemon loading it over gRPC), with a
+DAGSTER_HOME and a FULFILLMENT_DATA_DIR of its own, every process's output captured in a log
+file, and the whole process tree stopped at the end (SIGINT to each process group, SIGKILL
+after a timeout)."""
 
 from __future__ import annotations
 
@@ -21,8 +23,12 @@ from typing import Literal, Self
 
 from fulfillment_assets_tests.served.cli import (
     BIN_DIR,
+    CODE_SERVER_HOST_VARIABLE,
+    CODE_SERVER_PORT_VARIABLE,
+    DEPLOY_WORKSPACE_YAML,
     REPO_ROOT,
     SHIPPED_DAGSTER_YAML,
+    shipped_code_server_command,
     subprocess_environment,
 )
 
@@ -39,8 +45,15 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # 1.13 and says so in its own log, whatever the project does): webserver and daemon together.
 # The daemon is needed even for runs launched through GraphQL: the instance's default run
 # coordinator queues runs, and only the daemon dequeues them. "webserver+daemon" starts the two
-# services directly, for debugging.
-Launcher = Literal["dg dev", "webserver+daemon"]
+# services directly, for debugging. "code-server+webserver+daemon" is the production topology of
+# deploy/ (docs/deployment.md): the code location served by the command deploy/Dockerfile runs, in
+# a process of its own that executes the runs (and evaluates the sensors), and the webserver and
+# the daemon loading it through deploy/workspace.yaml's grpc_server entry.
+Launcher = Literal["dg dev", "webserver+daemon", "code-server+webserver+daemon"]
+CODE_SERVER = "code-server"
+# The project's settings, which only the process loading the code reads: in the production
+# topology the webserver and the daemon get none of them, as in deploy/docker-compose.yaml.
+PROJECT_SETTING_PREFIXES = ("SOURCES__", "DESTINATION__", "FULFILLMENT_")
 
 
 def free_port() -> int:
@@ -53,6 +66,8 @@ def free_port() -> int:
 @dataclass
 class _Service:
     name: str
+    command: list[str]
+    env: dict[str, str]
     process: subprocess.Popen[bytes]
     log_path: Path
 
@@ -83,6 +98,8 @@ class DagsterProcesses:
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
         self.port = 0
+        # The production topology's code server; the other launchers start theirs themselves.
+        self.code_server_port = 0
         self._extra_env = dict(env or {})
         self._services: list[_Service] = []
         # The instance settings copied into DAGSTER_HOME (e.g. storage on PostgreSQL).
@@ -94,7 +111,8 @@ class DagsterProcesses:
 
     @property
     def env(self) -> dict[str, str]:
-        """The environment of every Dagster process (and, through them, of every run)."""
+        """The environment of every Dagster process (and, through them, of every run); in the
+        production topology, the code server's (the webserver and the daemon get `host_env`)."""
         return subprocess_environment(
             {
                 "DAGSTER_HOME": str(self.home),
@@ -104,11 +122,38 @@ class DagsterProcesses:
             }
         )
 
-    def _commands(self) -> list[tuple[str, list[str]]]:
-        workspace = ["-w", str(REPO_ROOT / "workspace.yaml")]
+    @property
+    def host_env(self) -> dict[str, str]:
+        """The environment of the production topology's webserver and daemon: Dagster's settings
+        and the code server's address; the project's settings reach only the code server."""
+        return {
+            **{
+                name: value
+                for name, value in self.env.items()
+                if not name.startswith(PROJECT_SETTING_PREFIXES)
+            },
+            CODE_SERVER_HOST_VARIABLE: HOST,
+            CODE_SERVER_PORT_VARIABLE: str(self.code_server_port),
+        }
+
+    def _commands(self) -> list[tuple[str, list[str], dict[str, str]]]:
+        """Each service's name, command and environment, in the order they start."""
         address = ["-h", HOST, "-p", str(self.port)]
+        if self.launcher == "code-server+webserver+daemon":
+            # deploy/'s files as shipped: the image's command, the workspace's grpc_server entry.
+            workspace = ["-w", str(DEPLOY_WORKSPACE_YAML)]
+            return [
+                (CODE_SERVER, shipped_code_server_command(HOST, self.code_server_port), self.env),
+                (
+                    "webserver",
+                    [str(BIN_DIR / "dagster-webserver"), *workspace, *address],
+                    self.host_env,
+                ),
+                ("daemon", [str(BIN_DIR / "dagster-daemon"), "run", *workspace], self.host_env),
+            ]
+        workspace = ["-w", str(REPO_ROOT / "workspace.yaml")]
         if self.launcher == "dg dev":
-            return [("dg-dev", [str(BIN_DIR / "dg"), "dev", *workspace, *address])]
+            return [("dg-dev", [str(BIN_DIR / "dg"), "dev", *workspace, *address], self.env)]
         # The code server log level `dagster dev` uses, so the webserver logs alike.
         webserver = [
             str(BIN_DIR / "dagster-webserver"),
@@ -118,10 +163,10 @@ class DagsterProcesses:
             "warning",
         ]
         daemon = [str(BIN_DIR / "dagster-daemon"), "run", *workspace]
-        return [("webserver", webserver), ("daemon", daemon)]
+        return [("webserver", webserver, self.env), ("daemon", daemon, self.env)]
 
-    def wait_until_ready(self) -> None:
-        """Until the services started so far serve (bounded); `DagsterServer` says how."""
+    def wait_until_ready(self, service: str) -> None:
+        """Until `service`, just started, serves (bounded); `DagsterServer` says how."""
         raise NotImplementedError
 
     def start(self) -> Self:
@@ -133,31 +178,61 @@ class DagsterProcesses:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         shutil.copy(self.dagster_yaml, self.home / "dagster.yaml")
         self.port = free_port()
-        env = self.env
+        if self.launcher == "code-server+webserver+daemon":
+            self.code_server_port = free_port()
         try:
-            for name, command in self._commands():
-                log_path = self.log_dir / f"{name}.log"
-                with log_path.open("ab") as log:
-                    # A session (and process group) of its own: stop() ends the code servers and
-                    # run workers these services spawn too, and nothing else.
-                    process = subprocess.Popen(
-                        command,
-                        cwd=REPO_ROOT,
-                        env=env,
-                        stdin=subprocess.DEVNULL,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                    )
-                self._services.append(_Service(name, process, log_path))
+            for name, command, env in self._commands():
+                self._services.append(self._spawn(name, command, env))
                 # One at a time: two services creating a fresh instance's SQLite storage at
                 # once race on it ("table alembic_version already exists"); `dagster dev`
                 # creates it before it starts either. Once the webserver serves, it exists.
-                self.wait_until_ready()
+                # And the webserver and the daemon load the code server: it must serve first.
+                self.wait_until_ready(name)
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> _Service:
+        log_path = self.log_dir / f"{name}.log"
+        with log_path.open("ab") as log:
+            # A session (and process group) of its own: stop() ends the code servers and run
+            # workers these services spawn too, and nothing else.
+            process = subprocess.Popen(
+                command,
+                cwd=REPO_ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return _Service(name, command, env, process, log_path)
+
+    def _service(self, name: str) -> _Service:
+        for service in self._services:
+            if service.name == name:
+                return service
+        raise DagsterServerError(f"no service {name}: {[s.name for s in self._services]}")
+
+    def process_group(self, name: str) -> int:
+        """The process group of the service `name`: it and every process it spawned."""
+        # start_new_session: each service leads a process group of its own, pgid = pid.
+        return self._service(name).process.pid
+
+    def kill(self, name: str) -> None:
+        """SIGKILL the service's whole process group, as the OOM killer or a lost container would
+        end it and every run it executes; returns once the group is gone (bounded)."""
+        _stop_groups([self._service(name).process], self.stop_timeout, graceful=False)
+
+    def restart(self, name: str) -> None:
+        """Start the service again, its command and environment as before (its port too), and
+        wait until it is ready (bounded); its log goes on in the same file."""
+        old = self._service(name)
+        if old.process.poll() is None:
+            raise DagsterServerError(f"{name} is still running: kill it first")
+        self._services[self._services.index(old)] = self._spawn(name, old.command, old.env)
+        self.wait_until_ready(name)
 
     def _check_alive(self) -> None:
         for service in self._services:
@@ -218,8 +293,11 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def _stop_groups(processes: list[subprocess.Popen[bytes]], timeout: float) -> None:
-    """SIGINT (Dagster's graceful shutdown) to the groups these processes lead, then SIGKILL.
+def _stop_groups(
+    processes: list[subprocess.Popen[bytes]], timeout: float, *, graceful: bool = True
+) -> None:
+    """SIGINT (Dagster's graceful shutdown) to the groups these processes lead, then SIGKILL;
+    not `graceful`: SIGKILL at once.
 
     All groups at once: each service takes seconds to shut down its code server.
     """
@@ -228,7 +306,8 @@ def _stop_groups(processes: list[subprocess.Popen[bytes]], timeout: float) -> No
         # poll() first: it reaps an exited leader, which would otherwise keep the group alive.
         return process.poll() is None or _group_alive(process.pid)
 
-    for sig, wait in ((signal.SIGINT, timeout), (signal.SIGKILL, 5.0)):
+    signals = [(signal.SIGINT, timeout)] if graceful else []
+    for sig, wait in (*signals, (signal.SIGKILL, 5.0)):
         alive = [process for process in processes if running(process)]
         if not alive:
             break

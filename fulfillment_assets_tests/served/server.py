@@ -4,6 +4,7 @@ bounded waits the tests need (code location loaded, run finished, idle, sensor t
 
 from __future__ import annotations
 
+import subprocess
 import time
 import urllib.error
 from collections.abc import Iterator, Mapping
@@ -13,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from fulfillment_assets.demo_api import DemoApiOptions, DemoApiServer
-from fulfillment_assets_tests.served.cli import SHIPPED_DAGSTER_YAML
+from fulfillment_assets_tests.served.cli import SHIPPED_DAGSTER_YAML, code_server_health_check
 from fulfillment_assets_tests.served.graphql import (
     FINISHED_STATUSES,
     DagsterGraphQL,
     DagsterGraphQLError,
 )
 from fulfillment_assets_tests.served.process import (
+    CODE_SERVER,
     HOST,
     DagsterProcesses,
     DagsterServerError,
@@ -57,8 +59,29 @@ class DagsterServer(DagsterProcesses):
         """The sensor's latest ticks, newest first: status, times, skip reason, error, log."""
         return self.graphql_api.sensor_ticks(name)
 
-    def wait_until_ready(self) -> None:
-        self.wait_until_loaded()
+    def wait_until_ready(self, service: str) -> None:
+        if service == CODE_SERVER:
+            self.wait_until_code_server_serves()
+        else:
+            self.wait_until_loaded()
+
+    def wait_until_code_server_serves(self) -> None:
+        """Until the production topology's code server has loaded the code and serves (bounded):
+        the webserver and the daemon started before would find no code location to load."""
+        deadline = time.monotonic() + self.startup_timeout
+        check = code_server_health_check(self.code_server_port, HOST)
+        while True:
+            self._check_alive()
+            result = subprocess.run(check, capture_output=True, text=True, timeout=60)
+            if result.returncode == 0:
+                return
+            if time.monotonic() > deadline:
+                raise DagsterServerError(
+                    f"code server on {HOST}:{self.code_server_port} not serving within "
+                    f"{self.startup_timeout:.0f} s ({result.stdout.strip()[-300:]}):\n"
+                    + self.log_tail()
+                )
+            time.sleep(0.5)
 
     def wait_until_loaded(self) -> None:
         """Until GraphQL graphql_api and every code location is loaded; a load error raises."""
