@@ -11,7 +11,6 @@ import json
 import re
 import weakref
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 import requests
@@ -22,12 +21,13 @@ from requests.structures import CaseInsensitiveDict
 from requests.utils import get_encoding_from_headers
 
 from fulfillment_assets import settings
+from fulfillment_assets.masking import KeyMask
 from fulfillment_assets.source.deadline import (
     DeadlinePoolManager,
     PageDeadline,
     page_deadline,
 )
-from fulfillment_assets.source.http import offset_of
+from fulfillment_assets.source.http import api_origin, offset_of
 from fulfillment_assets.source.pacing import RateLimitPacer, announced_wait
 from fulfillment_assets.source.progress import rate_limit_wait_line, retry_line
 
@@ -143,7 +143,7 @@ class PageDeadlineAdapter(HTTPAdapter):
             self._waits[request] = waits + 1
             rate_limit_wait_line(
                 offset_of(request.url),
-                _host(request),
+                _origin(request),
                 str(wait),
                 waits + 1,
                 settings.RATE_LIMIT_WAITS,
@@ -159,7 +159,7 @@ class PageDeadlineAdapter(HTTPAdapter):
         if attempt <= settings.MAX_RETRIES:
             wait = min(self.backoff_factor * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS)
         retry_line(
-            problem, offset_of(request.url), _host(request), attempt, settings.MAX_RETRIES, wait
+            problem, offset_of(request.url), _origin(request), attempt, settings.MAX_RETRIES, wait
         )
 
     def _paced_send(self, request: requests.PreparedRequest, **kwargs: Any) -> PageResponse:
@@ -220,8 +220,7 @@ class PageDeadlineAdapter(HTTPAdapter):
         return response
 
 
-def _host(request: requests.PreparedRequest) -> str:
-    """Where a page was asked for, for messages: host and port, never the query (the key)."""
-    url = request.url.decode() if isinstance(request.url, bytes) else str(request.url or "")
-    parts = urlsplit(url)
-    return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+def _origin(request: requests.PreparedRequest) -> str:
+    """Where a page was asked for, for messages: `http.api_origin`, never the query (the key)."""
+    url = request.url.decode() if isinstance(request.url, bytes) else request.url
+    return api_origin(url, KeyMask())
