@@ -88,8 +88,8 @@ def test_a_failed_refresh_alerts_once_and_recovers_once(
     # The cause first and once, then where it failed, as the user knows the run, then the link.
     cause, where, link = alert.splitlines()
     assert cause.startswith(
-        "[fulfillment] ALERT: the fulfillment API answered HTTP 500 on GET /v1/fulfillment at "
-        "offset 0, still failing after 3 retries"
+        f"[fulfillment] ALERT: the fulfillment API at {demo_api.url} answered HTTP 500 on GET "
+        "/v1/fulfillment at offset 0, still failing after 3 retries"
     ), alert
     assert alert.count("HTTP 500") == 1 and "PipelineStepFailed" not in alert
     (ended,) = instance.get_records_for_run(failed, of_type=DagsterEventType.RUN_FAILURE).records

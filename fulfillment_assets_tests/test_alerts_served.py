@@ -74,7 +74,8 @@ def test_failed_refresh_and_error_check_each_alert_once_and_recover_once(
         (alert,) = hook.wait_for(1)
         # The cause first, once; then the step, its asset and the job as the user knows it.
         assert alert.startswith(
-            "[fulfillment] ALERT: the fulfillment API answered HTTP 500 on GET /v1/fulfillment"
+            f"[fulfillment] ALERT: the fulfillment API at {project.api.url} answered HTTP 500 on "
+            "GET /v1/fulfillment"
         ), alert
         assert alert.count("HTTP 500") == 1, alert
         assert (
