@@ -9,6 +9,7 @@ given; the alerts with the key configured for the source (`KeyMask.configured()`
 from __future__ import annotations
 
 import re
+from typing import Any
 from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 import dlt
@@ -26,8 +27,11 @@ class KeyMask:
     """Masks the API key in any form: raw, URL-encoded, `api_key=...`, `user:pw@` in URLs, and
     values of credential-named fields."""
 
-    def __init__(self, api_key: str = "", base_url: str = "") -> None:
-        forms = {api_key, quote(api_key, safe=""), quote_plus(api_key), quote(api_key)}
+    def __init__(self, api_key: str = "", base_url: str = "", others: tuple[str, ...] = ()) -> None:
+        """`others`: more secrets, masked the same way (an auth table's own, beside the key)."""
+        forms: set[str] = set()
+        for secret in (api_key, *others):
+            forms |= {secret, quote(secret, safe=""), quote_plus(secret), quote(secret)}
         credentials = urlsplit(base_url).netloc.rpartition("@")[0] if "@" in base_url else ""
         for secret in (credentials, *credentials.split(":", 1)):
             forms |= {secret, unquote(secret)}
@@ -43,7 +47,14 @@ class KeyMask:
             key = str(dlt.secrets.get("sources.fulfillment.api_key") or "")
         except Exception:  # no secrets file or no key: the patterns still mask
             key = ""
-        return cls(key if len(key) >= 4 else "")
+        try:
+            # The auth table's own secret (source/shape.py), when it holds one.
+            auth: Any = dlt.secrets.get("sources.fulfillment.auth")
+            own = auth.get("api_key") or auth.get("token") or auth.get("password")
+            others = (str(own),) if own and len(str(own)) >= 4 else ()
+        except Exception:  # none set, or not a table: the key alone
+            others = ()
+        return cls(key if len(key) >= 4 else "", others=others)
 
     def __call__(self, text: str) -> str:
         text = _CREDENTIALS_IN_URL.sub("***@", _SECRET_IN_URL.sub(r"\1***", text))

@@ -22,6 +22,7 @@ from fulfillment_assets.ingest.deletes import mark_deleted
 from fulfillment_assets.ingest.versions import staged_table
 from fulfillment_assets.ingest.walks import returned_ids
 from fulfillment_assets.settings import DELETED_AT
+from fulfillment_assets.source import API_SHAPE
 from fulfillment_assets.source.chunks import WalkPosition
 from fulfillment_assets.source.completeness import WalkVerdict
 from fulfillment_assets.source.incremental import LAST_RUN, UPDATED_SINCE_SETTING, iso_utc
@@ -163,6 +164,12 @@ def sync_metadata(
     # Values read as their column's type from another form (numeric text, ISO-8601 forms,
     # epoch numbers), per column: see source/values.py.
     metadata["values_read_as_type"] = MetadataValue.json(state.get("values_read_as_type", {}))
+    shape = state.get(API_SHAPE)
+    if shape:
+        # The API's shape in force (source/shape.py: the endpoint and auth settings), no secret;
+        # and whether the walk read pages ahead or went page by page, and why.
+        metadata["api_shape"] = MetadataValue.json(shape)
+        metadata["walk_fetch"] = MetadataValue.text(str(shape.get("walk", "")))
     return metadata
 
 

@@ -3,11 +3,14 @@
 The configuration below is the seed's (api_key in the query, `/v1/fulfillment`, `data`, offset
 pages of 100, pk `id`, merge), with this project's parts plugged in through rest_api's public
 parameters; each lives in a module of its own:
+- `shape`: the API's shape (path, records, auth, paginator) from the `endpoint` and `auth`
+  settings in rest_api's own keys, the seed's by default;
 - `http`: dlt's retrying client with the seed's policy, errors without the key;
 - `transport` and `deadline`: a whole page (connection, headers, body) within the request
   timeout, parsed once;
-- `pages`: the page check and the paginator (advance by the records received, end on an empty
-  page, the count must equal a `total` that stands still);
+- `pages`: the page check and the offset paginator (advance by the records received, end on an
+  empty page, the count must equal a `total` that stands still); `paginators`: the walks by page
+  number, next link and cursor, with the same promises where they apply;
 - `completeness`: whether the walk received every record of a listing that may move under it,
   and so whether it is walked again;
 - `read_ahead`: a `requests.Session` that fetches the next pages concurrently, in order, on
@@ -21,6 +24,7 @@ parameters; each lives in a module of its own:
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import Iterator
 from functools import partial
@@ -33,6 +37,7 @@ from dlt.common.configuration.utils import get_resolved_traces
 from dlt.common.schema.typing import TColumnSchema, TDataType
 from dlt.extract.resource import DltResource
 from dlt.extract.source import DltSource
+from dlt.sources.helpers.rest_client.paginators import BasePaginator
 from dlt.sources.rest_api import RESTAPIConfig, rest_api_resources
 
 from fulfillment_assets import settings
@@ -65,7 +70,9 @@ from fulfillment_assets.source.http import (
 from fulfillment_assets.source.incremental import fulfillment_resource
 from fulfillment_assets.source.json_text import drop_json_text_warning
 from fulfillment_assets.source.pages import FulfillmentPaginator, check_page
+from fulfillment_assets.source.paginators import reference_walk
 from fulfillment_assets.source.read_ahead import ReadAheadSession
+from fulfillment_assets.source.shape import ENDPOINT_SETTING, ApiShape, read_shape
 from fulfillment_assets.source.transport import PageDeadlineAdapter
 from fulfillment_assets.source.values import api_zone
 
@@ -85,30 +92,30 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# Compiled once: dlt would parse the JSONPath again for every page (~3 ms).
-DATA_SELECTOR = jsonpath.compile_path("data")
-
 
 def fulfillment_config(
     base_url: str,
     api_key: str,
     session: ReadAheadSession,
-    paginator: FulfillmentPaginator,
+    paginator: BasePaginator,
     params: dict[str, str] | None = None,
     backoff_factor: float = settings.BACKOFF_FACTOR,
     max_retry_wait: float = settings.MAX_RETRY_WAIT_SECONDS,
     id_type: str | None = None,
     text_without_nul: bool = False,
+    shape: ApiShape | None = None,
 ) -> RESTAPIConfig:
-    """The seed's rest_api configuration, with this project's session, paginator and hints."""
+    """The seed's rest_api configuration in the API's `shape` (the seed's by default), with this
+    project's session, paginator and hints; `api_key` is the shape's secret."""
     mask = session.mask
+    shape = shape or read_shape(None, None)[0]
     id_hints: TColumnSchema = {**settings.CONTRACT_COLUMNS["id"]}
     if id_type:  # else the raw table's type, or the first load's (ColumnTypes in arrow.py)
         id_hints["data_type"] = cast(TDataType, id_type)
     return {
         "client": {
             "base_url": base_url,
-            "auth": {"type": "api_key", "name": "api_key", "api_key": api_key, "location": "query"},
+            "auth": cast(Any, shape.auth.rest_api(api_key)),
             "session": session,
         },
         "resource_defaults": {"primary_key": "id", "write_disposition": "merge"},
@@ -116,9 +123,10 @@ def fulfillment_config(
             {
                 "name": settings.RESOURCE_NAME,
                 "endpoint": {
-                    "path": settings.ENDPOINT_PATH,
-                    "params": {**(params or {})},
-                    "data_selector": DATA_SELECTOR,
+                    "path": shape.path,
+                    "params": {**shape.params, **(params or {})},
+                    # Compiled once: dlt would parse the JSONPath again for every page (~3 ms).
+                    "data_selector": _compiled(shape.records.path),
                     "paginator": paginator,
                     "response_actions": [
                         partial(
@@ -127,8 +135,12 @@ def fulfillment_config(
                             on_rate_limit=session.throttle,
                             backoff_factor=backoff_factor,
                             max_retry_wait=max_retry_wait,
+                            where=shape.where,
+                            path=shape.path,
                         ),
-                        partial(check_page, mask=mask, text_without_nul=text_without_nul),
+                        partial(
+                            check_page, mask=mask, shape=shape, text_without_nul=text_without_nul
+                        ),
                     ],
                 },
                 "columns": {
@@ -148,10 +160,21 @@ def fulfillment_config(
     }
 
 
-def _refuse_bad_settings(api_key: str, **whole_numbers: int) -> None:
-    """Settings no walk can work with are refused before any request, naming the setting."""
+@functools.cache
+def _compiled(path: str) -> Any:
+    return jsonpath.compile_path(path)
+
+
+def _refuse_empty_key(api_key: str | None) -> None:
     if not api_key or not api_key.strip():
-        raise FulfillmentApiError(f"the API key is empty: set {API_KEY_SETTING}")
+        raise FulfillmentApiError(
+            f"the API key is empty: set {API_KEY_SETTING} (or the secret part of the auth "
+            "setting: token for bearer, password for http_basic)"
+        )
+
+
+def _refuse_bad_settings(**whole_numbers: int) -> None:
+    """Settings no walk can work with are refused before any request, naming the setting."""
     for name, value in whole_numbers.items():
         if type(value) is not int or value < 1:
             raise FulfillmentApiError(
@@ -173,7 +196,7 @@ def _mask_resolved_base_url(mask: KeyMask) -> None:
 @dlt.source(name=settings.SOURCE_NAME, section=settings.SOURCE_NAME)
 def fulfillment(
     base_url: str = dlt.config.value,
-    api_key: str = dlt.secrets.value,
+    api_key: str | None = dlt.secrets.value,
     page_limit: int = settings.PAGE_LIMIT,
     max_records: int = settings.MAX_RECORDS,
     page_concurrency: int = settings.PAGE_CONCURRENCY,
@@ -193,21 +216,28 @@ def fulfillment(
     chunk_seconds: float = settings.CHUNK_SECONDS,
     text_without_nul: bool = False,
     walk_resume: dict[str, Any] | None = None,
+    endpoint: dict[str, Any] | None = None,
+    auth: dict[str, Any] | None = None,
 ) -> list[DltResource]:
-    """Fulfillment records from `GET {base_url}/v1/fulfillment`, one resource: fulfillment_data.
+    """Fulfillment records from `GET {base_url}/v1/fulfillment` (or the `endpoint` setting's
+    path), one resource: fulfillment_data.
 
-    A full walk yields one chunk (`chunks.py`); `walk_resume` (a `WalkPosition` as the destination
+    `endpoint` and `auth` describe the API in rest_api's own keys (`shape.py`). A full walk by
+    offset yields one chunk (`chunks.py`); `walk_resume` (a `WalkPosition` as the destination
     keeps it, plus `seen_ids`: every id the walk received) continues an unfinished one."""
-    mask = KeyMask(api_key, base_url)
-    _mask_resolved_base_url(mask)
-    base_url = check_base_url(base_url, allow_insecure_http)
     _refuse_bad_settings(
-        api_key,
         page_limit=page_limit,
         page_concurrency=page_concurrency,
         max_walk_passes=max_walk_passes,
         chunk_pages=chunk_pages,
     )
+    shape, auth_secret = read_shape(endpoint, auth, page_limit)
+    # Both masked: the auth table's own secret, used when set, and the key setting.
+    mask = KeyMask(auth_secret or api_key or "", base_url, others=(api_key or "",))
+    api_key = auth_secret or api_key
+    _mask_resolved_base_url(mask)
+    _refuse_empty_key(api_key)
+    base_url = check_base_url(base_url, allow_insecure_http)
     if not chunk_seconds > 0:
         raise FulfillmentApiError(
             f"chunk_seconds is {chunk_seconds!r}, expected a number of seconds above 0: set "
@@ -222,6 +252,16 @@ def fulfillment(
         zone = api_zone(api_timezone)
     except ValueError as bad_zone:
         raise FulfillmentApiError(str(bad_zone)) from None
+    by_offset = shape.paginator.type == "offset"
+    _refuse_contradictions(shape, page_limit, chunk_pages, chunk_seconds)
+    if walk_resume is not None and not by_offset:
+        logger.warning(
+            "an unfinished walk by offset is in the destination, but the API is now walked by "
+            "%s: it starts afresh",
+            shape.paginator.type,
+        )
+        walk_resume = None
+    assert api_key is not None  # refused above when empty
     session = ReadAheadSession(
         retrying_client(request_timeout, backoff_factor),
         PageDeadlineAdapter(
@@ -229,18 +269,28 @@ def fulfillment(
             pool_maxsize=page_concurrency + 2,
             max_retry_wait=max_retry_wait,
             backoff_factor=backoff_factor,
+            where=shape.where,
         ),
         mask,
         page_concurrency,
+        shape=shape,
     )
     ledger = WalkLedger()
-    paginator = FulfillmentPaginator(page_limit, max_records, ledger=ledger)
+    paginator: Any = (
+        FulfillmentPaginator(
+            int(shape.paginator.options["limit"]), max_records, ledger=ledger, shape=shape
+        )
+        if by_offset
+        else reference_walk(shape, max_records, ledger)
+    )
+    first_position = int(shape.paginator.options.get("offset", 0))
     # fulfillment_config's settings besides the walk's own parts.
     options: dict[str, Any] = {
         "backoff_factor": backoff_factor,
         "max_retry_wait": max_retry_wait,
         "id_type": id_type,
         "text_without_nul": text_without_nul,
+        "shape": shape,
     }
     config = fulfillment_config(base_url, api_key, session, paginator, None, **options)
     # The same table hints as the rest_api resource: the seed's defaults plus its own.
@@ -260,7 +310,9 @@ def fulfillment(
         yields only the records no earlier pass received. A full walk (no "updated since"
         parameter) yields one chunk of it and says where it stands (`tracker.position`)."""
         walk, first_pass, go_on = _start_or_resume(ledger, walk_resume if not params else None)
-        budget = ChunkBudget(chunk_pages, chunk_seconds) if not params else None
+        # Only a walk by offset is chunked: where another would resume is a link or cursor the
+        # API may no longer honour.
+        budget = ChunkBudget(chunk_pages, chunk_seconds) if not params and by_offset else None
         paginator.budget = budget
         tracker.position = None if params else walk
         pages_before, paginator.pages_received = walk.pages, 0
@@ -270,7 +322,7 @@ def fulfillment(
                 paginator.start_at(start, walk.paginator, overlap=start < walk.offset)
             else:
                 ledger.start_pass()
-                paginator.start_at(0)
+                paginator.start_at(first_position)
             if budget is not None:
                 # Nothing fetched ahead past the chunk: the next chunk asks for those pages.
                 left = budget.pages - budget.used
@@ -310,6 +362,7 @@ def fulfillment(
                     _record_values_read(types)
                 else:
                     yield from every_pass(params)
+                _record_api_shape(shape)
         finally:
             session.close()  # a failed page leaves no fetches running behind it
 
@@ -373,9 +426,46 @@ def _record_values_read(types: ColumnTypes) -> None:
         dlt.current.resource_state()[VALUES_READ_AS_TYPE] = dict(types.coerced)
 
 
+API_SHAPE = "api_shape"
+
+
+def _record_api_shape(shape: ApiShape) -> None:
+    """The shape the walk used (no secret), in the resource's state for the run's metadata."""
+    with contextlib.suppress(Exception):  # outside a pipeline: nothing to record it in
+        dlt.current.resource_state()[API_SHAPE] = shape.describe()
+
+
+def _refuse_contradictions(
+    shape: ApiShape, page_limit: int, chunk_pages: int, chunk_seconds: float
+) -> None:
+    """Settings that say two things at once, or ask what the shape cannot do, named."""
+    limit = shape.paginator.options.get("limit")
+    if limit is not None and page_limit != settings.PAGE_LIMIT and limit != page_limit:
+        raise FulfillmentApiError(
+            f"page_limit is {page_limit} but endpoint.paginator.limit is {limit}: set one, "
+            f"SOURCES__FULFILLMENT__PAGE_LIMIT or {ENDPOINT_SETTING}"
+        )
+    chunked = chunk_pages != settings.CHUNK_PAGES or chunk_seconds != settings.CHUNK_SECONDS
+    if chunked and shape.paginator.type != "offset":
+        raise FulfillmentApiError(
+            f"chunk_pages / chunk_seconds commit a walk in chunks that a later run resumes at "
+            f"an offset; the API is walked by {shape.paginator.type} (its next page is named "
+            f"by the page before), which cannot resume: unset "
+            f"SOURCES__FULFILLMENT__CHUNK_PAGES and {CHUNK_SECONDS_SETTING}, or walk by offset "
+            f"in {ENDPOINT_SETTING}"
+        )
+
+
 def describe_fulfillment() -> DltSource:
     """The source as Dagster reads it when a code location loads: names and hints only.
 
     No request is made and no secret is read; each run builds the source from configuration.
     """
-    return fulfillment(base_url="https://fulfillment.invalid", api_key="resolved-at-run-time")
+    # The shape too is the seed's here: a shape the configuration gets wrong fails the run that
+    # reads it (naming the setting), not the code location's load.
+    return fulfillment(
+        base_url="https://fulfillment.invalid",
+        api_key="resolved-at-run-time",
+        endpoint=None,
+        auth=None,
+    )

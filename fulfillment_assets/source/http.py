@@ -79,6 +79,12 @@ def offset_of(url: str | None) -> int | None:
     return int(found.group(1)) if found else None
 
 
+def offset_in(url: str | None) -> str:
+    """Which page a URL asks for, for messages, in the seed's shape (`ApiShape.where` in
+    another's)."""
+    return f"offset {offset_of(url)}"
+
+
 def retrying_client(request_timeout: float, backoff_factor: float) -> Client:
     """dlt's retrying client with the seed's policy; statuses are judged by `raise_for_status`."""
     return Client(
@@ -98,9 +104,12 @@ def raise_for_status(
     on_rate_limit: Callable[[], None] | None = None,
     backoff_factor: float = settings.BACKOFF_FACTOR,
     max_retry_wait: float = settings.MAX_RETRY_WAIT_SECONDS,
+    where: Callable[[str | None], str] = offset_in,
+    path: str = settings.ENDPOINT_PATH,
     **kwargs: Any,
 ) -> None:
     """Response hook: an error status becomes an error naming the page and the setting to fix.
+    `where` names the page a URL asks for (`offset 200`, `page 3`), `path` the endpoint.
 
     Redirects are not followed (the key would travel to wherever they point): one is an error too.
     """
@@ -109,8 +118,8 @@ def raise_for_status(
     if response.status_code < 400:
         target = urlsplit(response.headers.get("location", ""))
         raise FulfillmentHttpError(
-            f"the fulfillment API redirected GET {settings.ENDPOINT_PATH} at offset "
-            f"{offset_of(response.request.url)} (HTTP {response.status_code}) to "
+            f"the fulfillment API redirected GET {path} at {where(response.request.url)} "
+            f"(HTTP {response.status_code}) to "
             f"{mask(f'{target.scheme}://{target.netloc}{target.path}')!r}; redirects are not "
             f"followed, so the API key is not sent elsewhere: set {BASE_URL_SETTING} to the "
             "address the API answers at",
@@ -118,33 +127,32 @@ def raise_for_status(
         )
     if response.status_code == 429 and on_rate_limit is not None:
         on_rate_limit()
-    status, offset = response.status_code, offset_of(response.request.url)
-    where = f"GET {settings.ENDPOINT_PATH} at offset {offset}"
+    status, page = response.status_code, where(response.request.url)
+    request = f"GET {path} at {page}"
     said = api_message(response.content, mask)
     wait = announced_wait(response) if status == 429 else None
     if wait is not None and wait.seconds > max_retry_wait:
         # Not an HTTPError: dlt's retries would only wait the same bound again, three times.
         raise FulfillmentApiError(
-            f"the fulfillment API is rate limiting GET {settings.ENDPOINT_PATH} (HTTP 429 at "
-            f"offset {offset}) and asks to wait {wait}, longer than max_retry_wait "
+            f"the fulfillment API is rate limiting GET {path} (HTTP 429 at "
+            f"{page}) and asks to wait {wait}, longer than max_retry_wait "
             f"{max_retry_wait:g} s: set {MAX_RETRY_WAIT_SETTING} above it to wait that long"
             + (f"; the API says: '{said}'" if said else "")
         )
     if status in (401, 403):
         what = (
-            f"the fulfillment API rejected the API key (HTTP {status}) on {where}: "
+            f"the fulfillment API rejected the API key (HTTP {status}) on {request}: "
             f"set {API_KEY_SETTING} to a valid key"
         )
     elif status == 404:
-        what = (
-            f"the fulfillment API has no {settings.ENDPOINT_PATH} here (HTTP 404): "
-            f"check {BASE_URL_SETTING}"
+        what = f"the fulfillment API has no {path} here (HTTP 404): check {BASE_URL_SETTING}" + (
+            "" if path == settings.ENDPOINT_PATH else " and endpoint.path"
         )
     elif status == 429:
         waits = getattr(response, "rate_limit_waits", 0)
         asked = f"it asked to wait {wait}" if wait is not None else "it announced no wait"
         what = (
-            f"the fulfillment API answered HTTP 429 (rate limited) on {where}, still failing "
+            f"the fulfillment API answered HTTP 429 (rate limited) on {request}, still failing "
             f"after {settings.MAX_RETRIES} retries and {waits} waits for its rate limit; "
             f"{asked}. Waits between retries grow with {BACKOFF_FACTOR_SETTING} (now "
             f"{backoff_factor:g}); announced waits are honoured up to {MAX_RETRY_WAIT_SETTING} "
@@ -155,12 +163,12 @@ def raise_for_status(
         # so the URL itself is never shown), the settings what governs the address and retries.
         what = (
             f"the fulfillment API at {api_origin(response.request.url, mask)} answered "
-            f"HTTP {status} on {where}, still failing after {settings.MAX_RETRIES} retries. "
+            f"HTTP {status} on {request}, still failing after {settings.MAX_RETRIES} retries. "
             f"Waits between retries grow with {BACKOFF_FACTOR_SETTING} (now {backoff_factor:g}); "
             f"the API's address is {BASE_URL_SETTING}"
         )
     else:
-        what = f"the fulfillment API refused {where} with HTTP {status}"
+        what = f"the fulfillment API refused {request} with HTTP {status}"
     if said:
         raise FulfillmentHttpError(f"{what}; the API says: '{said}'", response=response)
     body = excerpt(response.content, mask)
@@ -168,13 +176,17 @@ def raise_for_status(
 
 
 def describe_transport_error(
-    error: requests.RequestException, request: requests.PreparedRequest, mask: KeyMask
+    error: requests.RequestException,
+    request: requests.PreparedRequest,
+    mask: KeyMask,
+    where_in: Callable[[str | None], str] = offset_in,
+    path: str = settings.ENDPOINT_PATH,
 ) -> str:
     """What failed on the way to the API, with the page, the URL (masked) and what to check."""
     parts = urlsplit(request.url or "")
     origin = mask(f"{parts.scheme}://{parts.netloc}")
     where = (
-        f"on GET {settings.ENDPOINT_PATH} at offset {offset_of(request.url)} after "
+        f"on GET {path} at {where_in(request.url)} after "
         f"{1 + settings.MAX_RETRIES} attempts ({mask(request.url or '')})"
     )
     if isinstance(error, requests.exceptions.ConnectTimeout):

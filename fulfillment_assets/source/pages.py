@@ -27,9 +27,9 @@ from fulfillment_assets.source.completeness import WalkLedger
 from fulfillment_assets.source.http import (
     FulfillmentPageError,
     excerpt,
-    offset_of,
 )
 from fulfillment_assets.source.progress import PageProgress
+from fulfillment_assets.source.shape import ENDPOINT_SETTING, MISSING, ApiShape
 
 _INT64_MAX = 2**63 - 1
 _RECORD_ID = operator.itemgetter("id")
@@ -46,10 +46,12 @@ def check_page(
     response: requests.Response,
     *args: Any,
     mask: KeyMask,
+    shape: ApiShape,
     text_without_nul: bool = False,
     **kwargs: Any,
 ) -> None:
-    """Response hook: fails on a body that breaks the contract; parses it once for dlt.
+    """Response hook: fails on a body that breaks the contract (records where the shape's
+    `data_selector` points, a count where its paginator's total path points); parses it once.
 
     With `text_without_nul` (a destination that cannot store the character, PostgreSQL), a
     value holding NUL fails the page, naming the record and the field."""
@@ -57,9 +59,9 @@ def check_page(
         return  # `raise_for_status` speaks for those
 
     def bad(what: str) -> FulfillmentPageError:
-        offset = offset_of(response.request.url)  # read from the URL only when it fails
+        where = shape.where(response.request.url)  # read from the URL only when it fails
         said = the_api_says(body, mask)  # an error envelope's own words, masked and bounded
-        return FulfillmentPageError(f"the page at offset {offset} {what}{said}")
+        return FulfillmentPageError(f"the page at {where} {what}{said}")
 
     body: Any = None
 
@@ -77,16 +79,26 @@ def check_page(
         # what a valid-looking body broke; it quotes no body text, only a position.
         reason = str(error).split(": line ", 1)[0][:120]
         raise bad(f"is not JSON ({content_type}: {reason}); body: {body_excerpt!r}") from None
-    if not isinstance(body, dict) or "data" not in body:
-        raise bad("has no `data` field; expected {'data': [...], 'total': N}")
-    records = body["data"]
+    selector = shape.records.path
+    records = shape.records.find(body)
+    if records is MISSING:
+        if selector == "data":
+            raise bad("has no `data` field; expected {'data': [...], 'total': N}")
+        raise bad(
+            f"has no `{selector}` field, where endpoint.data_selector says the records are; "
+            f"check {ENDPOINT_SETTING}"
+        )
     if not isinstance(records, list):
-        raise bad(f"has `data` of type {type(records).__name__}; expected a list of records")
+        raise bad(f"has `{selector}` of type {type(records).__name__}; expected a list of records")
     if not _all_ids_fit(records):
         _raise_for_first_bad_record(records, bad)
-    total = body.get("total")
-    if total is not None and (type(total) is not int or total < 0):
-        raise bad(f"has `total` {str(total)[:40]!r}; expected a non-negative integer")
+    for count, path in (
+        (shape.total_records(body), shape.paginator.total_records),
+        (shape.total_pages(body), shape.paginator.total_pages),
+    ):
+        if count is not None and (type(count) is not int or count < 0):
+            assert path is not None  # a count is read only where a path says
+            raise bad(f"has `{path.path}` {str(count)[:40]!r}; expected a non-negative integer")
     # JSON writes NUL only as this escape: one C-level search of the body, the records only then.
     if text_without_nul and b"\\u0000" in response.content:
         _raise_for_first_nul(records, bad)
@@ -183,8 +195,19 @@ class FulfillmentPaginator(OffsetPaginator):
         empty_page_retries: int = EMPTY_PAGE_RETRIES,
         empty_page_wait: float = EMPTY_PAGE_WAIT_SECONDS,
         ledger: WalkLedger | None = None,
+        shape: ApiShape | None = None,
     ) -> None:
-        super().__init__(limit=limit, total_path=None, stop_after_empty_page=True)
+        options = shape.paginator.options if shape is not None else {}
+        # The total is read here (`shape.total_records`), where a lying one is judged.
+        super().__init__(
+            limit=limit,
+            offset=int(options.get("offset", 0)),
+            offset_param=str(options.get("offset_param", "offset")),
+            limit_param=str(options.get("limit_param", "limit")),
+            total_path=None,
+            stop_after_empty_page=True,
+        )
+        self.shape = shape
         self.max_records = max_records
         self.ledger = ledger or WalkLedger()
         self.empty_page_retries = empty_page_retries
@@ -269,7 +292,8 @@ class FulfillmentPaginator(OffsetPaginator):
     def update_state(self, response: requests.Response, data: list[Any] | None = None) -> None:
         offset = self.current_value
         received = len(data or ())
-        total = response.json().get("total")
+        body = response.json()
+        total = self.shape.total_records(body) if self.shape else body.get("total")
         if self._ask_again(offset, received, total):
             self._has_next_page = True  # the same offset again
             return

@@ -16,17 +16,17 @@ from fulfillment_assets import settings
 logger = logging.getLogger("fulfillment_assets.progress")
 
 
-def _page(offset: int | None) -> str:
-    return f"the page at offset {offset}" if offset is not None else "a page"
+def _page(where: str | None) -> str:
+    return f"the page at {where}" if where is not None else "a page"
 
 
 def retry_line(
-    problem: str, offset: int | None, host: str, attempt: int, retries: int, wait: float | None
+    problem: str, where: str | None, host: str, attempt: int, retries: int, wait: float | None
 ) -> None:
     """A page failed with `problem` (a retried status or transport error) on its `attempt`;
     `wait`: the backoff before the next attempt, None when no retry is left (the failure that
-    follows names the settings)."""
-    page = _page(offset)
+    follows names the settings). `where`: which page (`offset 200`, `page 3`)."""
+    page = _page(where)
     if wait is None:
         logger.info(
             "%s from %s: %s, no retry left (%d of %d used)", page, host, problem, retries, retries
@@ -37,9 +37,9 @@ def retry_line(
     )
 
 
-def rate_limit_wait_line(offset: int | None, host: str, wait: str, waits: int, limit: int) -> None:
+def rate_limit_wait_line(where: str | None, host: str, wait: str, waits: int, limit: int) -> None:
     """The API answered 429 and announced how long to wait: the walk waits, then asks again."""
-    page = _page(offset)
+    page = _page(where)
     logger.info(
         "%s from %s: HTTP 429, the API asks to wait %s; waiting (%d of at most %d such waits)",
         page,

@@ -1,10 +1,12 @@
 """Read-ahead: the pages after the current one are fetched concurrently, handed out in order.
 
 `ReadAheadSession` is a `requests.Session` that rest_api takes as its client's `session` (a
-public parameter). rest_api walks the offsets one request at a time through it; once a page
-reports `total`, the session fetches the next pages on its own threads, stepping by the records
-a page actually held, and answers rest_api's request for an offset with the page already
-fetched. Results equal the sequential walk. A 429 halves the window; against a fast API only a
+public parameter). rest_api walks the pages one request at a time through it; once a page
+reports its count (`total` of an offset walk, pages or records of a page-number walk), the
+session fetches the next pages on its own threads (offsets stepping by the records a page
+actually held, page numbers by one), and answers rest_api's request for a page with the one
+already fetched. A walk by link or cursor cannot know its next request: it goes page by page.
+Results equal the sequential walk. A 429 halves the window; against a fast API only a
 few pages are kept in flight. Each fetch goes through dlt's retrying client.
 """
 
@@ -25,6 +27,7 @@ from fulfillment_assets.source.http import (
     FulfillmentApiError,
     describe_transport_error,
 )
+from fulfillment_assets.source.shape import ApiShape
 from fulfillment_assets.source.transport import PageDeadlineAdapter
 from fulfillment_assets.source.workers import DaemonWorkers
 
@@ -37,7 +40,8 @@ class _PageFetch(NamedTuple):
 
 
 class _Walk(NamedTuple):
-    """What identifies a paginated request across its pages: everything but the offset."""
+    """What identifies a paginated request across its pages: everything but its position (the
+    offset or page number)."""
 
     method: str | None
     url: str | bytes | None
@@ -51,20 +55,26 @@ def _params(request: requests.Request) -> dict[str, Any]:
     return cast("dict[str, Any]", request.params or {})
 
 
-def _walk_of(request: requests.Request) -> _Walk:
+def _walk_of(request: requests.Request, position_param: str | None) -> _Walk:
     params = _params(request)
-    rest = tuple(sorted((k, str(v)) for k, v in params.items() if k != "offset"))
-    return _Walk(request.method, request.url, rest, request.auth, int(params.get("offset", 0)))
+    rest = tuple(sorted((k, str(v)) for k, v in params.items() if k != position_param))
+    position = params.get(position_param, 0) if position_param else 0
+    try:
+        at = int(position)
+    except (TypeError, ValueError):  # a cursor: no walk of numbers to read ahead in
+        at = 0
+    return _Walk(request.method, request.url, rest, request.auth, at)
 
 
-def _with_offset(url: str, offset: int) -> str:
-    """The page's URL at another offset: the `offset` pair replaced, every other byte as requests
-    prepared it (the key and the other params stay encoded exactly as they were)."""
+def _with_position(url: str, param: str, position: int) -> str:
+    """The page's URL at another position: the `param=` pair replaced, every other byte as
+    requests prepared it (the key and the other params stay encoded exactly as they were)."""
     location, hash_mark, fragment = url.partition("#")
     path, _, query = location.partition("?")
     pairs = query.split("&") if query else []
-    at = next((i for i, pair in enumerate(pairs) if pair.startswith("offset=")), len(pairs))
-    pairs[at : at + 1] = [f"offset={offset}"]
+    prefix = f"{param}="
+    at = next((i for i, pair in enumerate(pairs) if pair.startswith(prefix)), len(pairs))
+    pairs[at : at + 1] = [f"{prefix}{position}"]
     return f"{path}?{'&'.join(pairs)}{hash_mark}{fragment}"
 
 
@@ -78,8 +88,16 @@ class ReadAheadSession(requests.Session):
         mask: KeyMask,
         concurrency: int,
         min_latency: float = settings.READ_AHEAD_MIN_LATENCY_SECONDS,
+        shape: ApiShape | None = None,
     ) -> None:
         super().__init__()
+        self.shape = shape
+        paginator = shape.paginator if shape is not None else None
+        self._position_param = paginator.position_param if paginator else "offset"
+        # Offsets step by the records a page held; page numbers by one. A walk by link or
+        # cursor is never read ahead.
+        self._by_records = paginator is None or paginator.type == "offset"
+        self._reads_ahead = paginator is None or paginator.next_request_known
         self._environment: dict[tuple[str, str], dict[str, Any]] = {}
         self._client = client
         self._adapter = adapter
@@ -96,7 +114,8 @@ class ReadAheadSession(requests.Session):
         self._send_kwargs: dict[str, Any] = {}
         self._next_offset = 0
         self._stop_offset = 0
-        self._step = 0
+        self._step = 0  # offsets: the records a page holds; page numbers: the page size
+        self._unit = 0  # how far the position moves a page
         self._workers: DaemonWorkers | None = None
         # No page at or past this offset is fetched ahead: the end of a walk's chunk, whose
         # pages past it the next chunk asks for (None: up to `total`).
@@ -104,11 +123,12 @@ class ReadAheadSession(requests.Session):
 
     def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
         """A page fetched ahead was prepared then; the walk's other pages are prepared here."""
-        walk = _walk_of(request)
+        walk = _walk_of(request, self._position_param)
         with self._lock:
             same_walk = self._walk is not None and walk[:4] == self._walk[:4]
             fetch = self._pending.pop(walk.offset, None) if same_walk else None
-            if fetch is None and (self._pending or walk.offset == 0):
+            went_back = self._walk is not None and walk.offset < self._walk.offset
+            if fetch is None and (self._pending or walk.offset == 0 or went_back):
                 # The walk went elsewhere, or starts (again: another pass): pages fetched ahead
                 # are moot, and the plan starts from this page.
                 self._drop_pending()
@@ -191,22 +211,45 @@ class ReadAheadSession(requests.Session):
         except requests.RequestException as error:
             failure = error
         # Raised outside the except block, so no exception chain carries the unmasked URL.
-        raise FulfillmentApiError(describe_transport_error(failure, request, self.mask))
+        if self.shape is None:
+            raise FulfillmentApiError(describe_transport_error(failure, request, self.mask))
+        raise FulfillmentApiError(
+            describe_transport_error(failure, request, self.mask, self.shape.where, self.shape.path)
+        )
 
-    def _plan(self, offset: int, response: requests.Response) -> None:
-        """After a page: the next ones up to `total` (inclusive, the empty page) may go ahead."""
-        if self._max_window <= 1 or response.status_code != 200:
+    def _plan(self, position: int, response: requests.Response) -> None:
+        """After a page: the next ones up to the count the API reports may go ahead: offsets up
+        to `total` (inclusive, the empty page), page numbers up to the last page."""
+        if self._max_window <= 1 or response.status_code != 200 or not self._reads_ahead:
             return
         body = response.json()
-        total, received = body.get("total"), len(body.get("data") or ())
+        if self.shape is None:
+            total, records = body.get("total"), body.get("data")
+        else:
+            total, records = self.shape.total_records(body), self.shape.records.get(body)
+        received = len(records) if isinstance(records, list) else 0
         with self._lock:
-            if total is None or not received:
+            if not received:
                 return
-            if offset + received < total:
-                # A page holds what the API serves, maybe fewer than `limit` asked: step by that.
-                self._step = received
-            self._next_offset = max(self._next_offset, offset + received)
-            self._stop_offset = total
+            if not self._by_records:
+                assert self.shape is not None  # page numbers come with a shape
+                last = self.shape.last_page(body, max(self._step, received))
+                if last is None:
+                    return
+                self._step = max(self._step, received)  # the page size, for the last page
+                self._next_offset = max(self._next_offset, position + 1)
+                self._stop_offset = last
+                self._unit = 1
+            else:
+                if type(total) is not int:
+                    return
+                if position + received < total:
+                    # A page holds what the API serves, maybe fewer than `limit` asked: step by
+                    # that.
+                    self._step = received
+                self._next_offset = max(self._next_offset, position + received)
+                self._stop_offset = total
+                self._unit = self._step
         self._fill_window()
 
     def _ahead(self) -> int:
@@ -230,9 +273,9 @@ class ReadAheadSession(requests.Session):
                 stop = min(stop, self.fetch_limit - 1)
             while self._next_offset <= stop and len(self._pending) < self._ahead():
                 offset = self._next_offset
-                self._next_offset += self._step or 1
+                self._next_offset += self._unit or 1
                 request = template.copy()
-                request.url = _with_offset(str(template.url), offset)
+                request.url = _with_position(str(template.url), str(self._position_param), offset)
                 if self._workers is None:
                     self._workers = DaemonWorkers(self._max_window)
                 future = self._workers.submit(self._fetch, request, kwargs)
@@ -242,4 +285,4 @@ class ReadAheadSession(requests.Session):
         for fetch in self._pending.values():
             fetch.future.cancel()
         self._pending.clear()
-        self._next_offset = self._stop_offset = self._step = 0
+        self._next_offset = self._stop_offset = self._step = self._unit = 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -27,7 +28,7 @@ from fulfillment_assets.source.deadline import (
     PageDeadline,
     page_deadline,
 )
-from fulfillment_assets.source.http import api_origin, offset_of
+from fulfillment_assets.source.http import api_origin, offset_in
 from fulfillment_assets.source.pacing import RateLimitPacer, announced_wait
 from fulfillment_assets.source.progress import rate_limit_wait_line, retry_line
 
@@ -92,8 +93,10 @@ class PageDeadlineAdapter(HTTPAdapter):
         max_retry_wait: float = settings.MAX_RETRY_WAIT_SECONDS,
         pacer: RateLimitPacer | None = None,
         backoff_factor: float = settings.BACKOFF_FACTOR,
+        where: Callable[[str | None], str] = offset_in,
     ) -> None:
         self.page_timeout = page_timeout
+        self.where = where  # which page a URL asks for, in the API's shape
         self.max_retry_wait = max_retry_wait
         self.pacer = pacer or RateLimitPacer()
         self.backoff_factor = backoff_factor
@@ -142,7 +145,7 @@ class PageDeadlineAdapter(HTTPAdapter):
                 return response  # `raise_for_status` names the wait asked and the settings
             self._waits[request] = waits + 1
             rate_limit_wait_line(
-                offset_of(request.url),
+                self.where(_url(request)),
                 _origin(request),
                 str(wait),
                 waits + 1,
@@ -158,9 +161,8 @@ class PageDeadlineAdapter(HTTPAdapter):
         wait = None
         if attempt <= settings.MAX_RETRIES:
             wait = min(self.backoff_factor * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS)
-        retry_line(
-            problem, offset_of(request.url), _origin(request), attempt, settings.MAX_RETRIES, wait
-        )
+        where = self.where(_url(request))
+        retry_line(problem, where, _origin(request), attempt, settings.MAX_RETRIES, wait)
 
     def _paced_send(self, request: requests.PreparedRequest, **kwargs: Any) -> PageResponse:
         self.pacer.before_send()
@@ -220,7 +222,10 @@ class PageDeadlineAdapter(HTTPAdapter):
         return response
 
 
+def _url(request: requests.PreparedRequest) -> str | None:
+    return request.url.decode() if isinstance(request.url, bytes) else request.url
+
+
 def _origin(request: requests.PreparedRequest) -> str:
     """Where a page was asked for, for messages: `http.api_origin`, never the query (the key)."""
-    url = request.url.decode() if isinstance(request.url, bytes) else request.url
-    return api_origin(url, KeyMask())
+    return api_origin(_url(request), KeyMask())
