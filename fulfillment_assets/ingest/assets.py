@@ -64,9 +64,12 @@ NUL_REFUSING_DESTINATIONS = {"postgres"}
 fulfillment_api = AssetSpec(
     key=API_ASSET_KEY,
     description=(
-        f"The third-party fulfillment REST API, `GET {settings.ENDPOINT_PATH}`: offset pages of "
-        f"{settings.PAGE_LIMIT}, API key in the `api_key` query parameter. Not materialized "
-        "here; it is where the lineage starts."
+        f"The third-party fulfillment REST API: by default the seed's `GET "
+        f"{settings.ENDPOINT_PATH}`, offset pages of {settings.PAGE_LIMIT}, API key in the "
+        "`api_key` query parameter; another API's shape is configuration (`endpoint` and `auth` "
+        "under [sources.fulfillment], in rest_api's keys), shown in force as `api_shape` on the "
+        "raw table's latest materialization. Not materialized here; it is where the lineage "
+        "starts."
     ),
     group_name=settings.ASSET_GROUP,
     kinds={"api"},
