@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import operator
+import time
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -32,6 +33,7 @@ from dlt.sources.helpers.rest_client.paginators import (
 from fulfillment_assets.source.chunks import ChunkBudget
 from fulfillment_assets.source.completeness import WalkLedger
 from fulfillment_assets.source.http import FulfillmentPageError
+from fulfillment_assets.source.pages import EMPTY_PAGE_RETRIES, EMPTY_PAGE_WAIT_SECONDS
 from fulfillment_assets.source.progress import PageProgress
 from fulfillment_assets.source.shape import ENDPOINT_SETTING, ApiShape
 
@@ -116,8 +118,18 @@ class PageNumberWalk(_WalkAccount, PageNumberPaginator):
     """Page numbers from `base_page`: ends on an empty page, or after the last page the API
     counts (`total_path`, pages); `total_items_path` (records) binds like an offset `total`."""
 
-    def __init__(self, shape: ApiShape, max_records: int, ledger: WalkLedger) -> None:
+    def __init__(
+        self,
+        shape: ApiShape,
+        max_records: int,
+        ledger: WalkLedger,
+        empty_page_retries: int = EMPTY_PAGE_RETRIES,
+        empty_page_wait: float = EMPTY_PAGE_WAIT_SECONDS,
+    ) -> None:
         options = shape.paginator.options
+        self.empty_page_retries = empty_page_retries
+        self.empty_page_wait = empty_page_wait
+        self._largest_page = self._asked_again = 0
         super().__init__(
             base_page=int(options["base_page"]),
             page=int(options["page"]),
@@ -130,8 +142,32 @@ class PageNumberWalk(_WalkAccount, PageNumberPaginator):
 
     def init_request(self, request: requests.Request) -> None:
         self._reset_account()
-        self._first_page_size = 0
+        self._first_page_size = self._largest_page = self._asked_again = 0
         super().init_request(request)
+
+    def _ask_again(self, page: int, received: int, last: int | None) -> bool:
+        """An empty page after a full one, before the count says the pages end, may be a lagging
+        replica's answer: asked again, boundedly (as an offset walk does, `pages.py`). Without a
+        count nothing else tells it from the listing's end, and taking it for the end would mark
+        every order after it deleted."""
+        suspect = (
+            not received
+            and self._largest_page > 0
+            and self.last_received >= self._largest_page
+            and (last is None or page < last or self.shape.paginator.total_pages is not None)
+        )
+        if not suspect or self._asked_again >= self.empty_page_retries:
+            return False
+        self._asked_again += 1
+        logger.warning(
+            "the page at %s is empty after a full page: asking again (%d of %d) in %.1f s",
+            self.shape.where(f"?{self.param_name}={page}"),
+            self._asked_again,
+            self.empty_page_retries,
+            self.empty_page_wait,
+        )
+        time.sleep(self.empty_page_wait)
+        return True
 
     def update_state(self, response: requests.Response, data: list[Any] | None = None) -> None:
         body = response.json()
@@ -139,6 +175,10 @@ class PageNumberWalk(_WalkAccount, PageNumberPaginator):
         page = self.current_value
         self._first_page_size = self._first_page_size or received
         last = self.shape.last_page(body, self._first_page_size)
+        if self._ask_again(page, received, last):
+            self._has_next_page = True  # the same page again
+            return
+        self._largest_page = max(self._largest_page, received)
         more = received > 0 and (last is None or page < last)
         if not received and last is not None and page < last and self.total is None:
             # Pages counted, no records counted: an empty page before the last one.
