@@ -233,8 +233,12 @@ def fulfillment(
     )
     shape, auth_secret = read_shape(endpoint, auth, page_limit)
     # Both masked: the auth table's own secret, used when set, and the key setting.
-    mask = KeyMask(auth_secret or api_key or "", base_url, others=(api_key or "",))
-    api_key = auth_secret or api_key
+    api_key, key_setting = auth_secret or api_key, api_key
+    mask = KeyMask(
+        api_key or "",
+        base_url,
+        others=(key_setting or "", *shape.auth.secret_forms(api_key or "")),
+    )
     _mask_resolved_base_url(mask)
     _refuse_empty_key(api_key)
     base_url = check_base_url(base_url, allow_insecure_http)

@@ -90,13 +90,13 @@ class _WalkAccount:
         if self.total is not None and not self.total_moved:
             if self.records > self.total:
                 raise FulfillmentPageError(
-                    f"the API reports {self.total} records but served {self.records} (the page "
-                    f"at {where} goes past it): its count is wrong; nothing was loaded"
+                    f"the API reports total {self.total} but served {self.records} records (the "
+                    f"page at {where} goes past it): its total is wrong; nothing was loaded"
                 )
             if not more and self.records != self.total:
                 raise FulfillmentPageError(
-                    f"the API reports {self.total} records but the walk ended at {where} with "
-                    f"{self.records}: records are missing; nothing was loaded"
+                    f"the API reports total {self.total} but served {self.records} records "
+                    f"before the walk ended at {where}: records are missing; nothing was loaded"
                 )
         if more and self.records >= self.max_records:
             raise FulfillmentPageError(

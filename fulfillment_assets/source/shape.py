@@ -18,6 +18,7 @@ key and the setting.
 
 from __future__ import annotations
 
+import base64
 import math
 import re
 from dataclasses import dataclass, field
@@ -270,6 +271,12 @@ class Auth:
         if self.type == "http_basic":
             return {"type": "http_basic", "username": self.username, "password": secret}
         return {"type": "api_key", "name": self.name, "location": self.location, "api_key": secret}
+
+    def secret_forms(self, secret: str) -> tuple[str, ...]:
+        """The secret as it travels, besides itself, for the mask: basic's base64 pair."""
+        if self.type != "http_basic" or not secret:
+            return ()
+        return (base64.b64encode(f"{self.username}:{secret}".encode()).decode(),)
 
     def describe(self) -> str:
         if self.type == "api_key":
