@@ -5,6 +5,7 @@ for the others, naming the settings.)"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from dagster import DagsterInstance
 
 from fulfillment_assets.contract import INGEST_STEP
+from fulfillment_assets_tests.fake_api import serve_fake_api
 from fulfillment_assets_tests.helpers import RAW_ONLY, materialize_all, query
 from fulfillment_assets_tests.shaped_api import (
     Auth,
@@ -108,3 +110,39 @@ def test_deletes_incremental_sync_and_full_refresh_work_for_the_shape(
         "SELECT count(*), count(DISTINCT id) FROM fulfillment.fulfillment_data",
     )
     assert rows == ids == RECORDS
+
+
+class ShiftingPageNumbers:
+    """Pages by number, newest first, no count; 20 orders are created while page 3 is asked
+    for: they push the listing down under the page numbers, so page 3 repeats 20 orders."""
+
+    def __init__(self) -> None:
+        every = sorted(demo_records(320), key=lambda record: -record["id"])
+        self.created, self.records = every[:20], every[20:]
+
+    def page(self, offset: int, limit: int, params: dict[str, str]) -> dict[str, Any]:
+        number, size = int(params.get("page", "1")), int(params["per_page"])
+        if number == 3 and self.created:
+            self.records, self.created = self.created + self.records, []
+        return {"orders": self.records[(number - 1) * size : number * size]}
+
+
+def test_a_listing_that_moves_under_page_numbers_is_walked_again_and_loaded_whole(
+    instance: DagsterInstance, isolated_environment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    endpoint = {
+        "data_selector": "orders",
+        "params": {"per_page": 50},
+        "paginator": {"type": "page_number", "base_page": 1},
+    }
+    monkeypatch.setenv("SOURCES__FULFILLMENT__ENDPOINT", json.dumps(endpoint))
+    with serve_fake_api(ShiftingPageNumbers(), monkeypatch):
+        result = materialize_all(instance, selection=RAW_ONLY)
+
+    metadata = _raw_metadata(result)
+    # Pass 1 received 20 orders twice (a sign of as many shifted past); pass 2 found them all.
+    assert metadata["walk_complete"].value is True
+    assert metadata["walk_passes"].value == 2
+    count = "SELECT count(*), count(DISTINCT id) FROM fulfillment.fulfillment_data"
+    ((rows, ids),) = query(isolated_environment, count)
+    assert rows == ids == 320
