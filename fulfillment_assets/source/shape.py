@@ -295,6 +295,14 @@ def read_auth(given: Any) -> tuple[Auth, str | None]:
     if not isinstance(given, dict):
         raise shape_error(f"auth is {type(given).__name__}, expected a table with `type`", setting)
     kind = given.get("type")
+    if kind is None and set(given) & set(AUTH_SECRET_KEY.values()):
+        # dlt reads a table from the first file that has it, never half from each.
+        raise shape_error(
+            "auth has a secret but no `type`: dlt reads the auth table from one file, so keep "
+            "`type` beside the secret in .dlt/secrets.toml, or keep the table in config.toml "
+            "and the secret in SOURCES__FULFILLMENT__API_KEY",
+            setting,
+        )
     if kind not in AUTH_KEYS:
         raise shape_error(f"auth.type is {kind!r}, expected one of {', '.join(AUTH_KEYS)}", setting)
     _known_keys(given, AUTH_KEYS[kind], f"auth (type {kind})", setting)
