@@ -165,12 +165,14 @@ def _compiled(path: str) -> Any:
     return jsonpath.compile_path(path)
 
 
-def _refuse_empty_key(api_key: str | None) -> None:
+def _refuse_empty_key(api_key: str | None) -> str:
+    """The key, refused before any request when empty or unset."""
     if not api_key or not api_key.strip():
         raise FulfillmentApiError(
             f"the API key is empty: set {API_KEY_SETTING} (or the secret part of the auth "
             "setting: token for bearer, password for http_basic)"
         )
+    return api_key
 
 
 def _refuse_bad_settings(**whole_numbers: int) -> None:
@@ -240,7 +242,7 @@ def fulfillment(
         others=(key_setting or "", *shape.auth.secret_forms(api_key or "")),
     )
     _mask_resolved_base_url(mask)
-    _refuse_empty_key(api_key)
+    api_key = _refuse_empty_key(api_key)
     base_url = check_base_url(base_url, allow_insecure_http)
     if not chunk_seconds > 0:
         raise FulfillmentApiError(
@@ -265,7 +267,6 @@ def fulfillment(
             shape.paginator.type,
         )
         walk_resume = None
-    assert api_key is not None  # refused above when empty
     session = ReadAheadSession(
         retrying_client(request_timeout, backoff_factor),
         PageDeadlineAdapter(
