@@ -146,3 +146,39 @@ def test_a_listing_that_moves_under_page_numbers_is_walked_again_and_loaded_whol
     count = "SELECT count(*), count(DISTINCT id) FROM fulfillment.fulfillment_data"
     ((rows, ids),) = query(isolated_environment, count)
     assert rows == ids == 320
+
+
+class LaggingReplica:
+    """Pages by number, no count; page 3 answers empty once (a replica behind), whole after."""
+
+    def __init__(self) -> None:
+        self.records = demo_records(300)
+        self.lagged = False
+
+    def page(self, offset: int, limit: int, params: dict[str, str]) -> dict[str, Any]:
+        number, size = int(params.get("page", "1")), int(params["per_page"])
+        if number == 3 and not self.lagged:
+            self.lagged = True
+            return {"orders": []}
+        return {"orders": self.records[(number - 1) * size : number * size]}
+
+
+def test_an_empty_page_from_a_lagging_replica_is_asked_again_not_taken_for_the_end(
+    instance: DagsterInstance, isolated_environment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    endpoint = {
+        "data_selector": "orders",
+        "params": {"per_page": 50},
+        "paginator": {"type": "page_number", "base_page": 1},
+    }
+    monkeypatch.setenv("SOURCES__FULFILLMENT__ENDPOINT", json.dumps(endpoint))
+    api = LaggingReplica()
+    with serve_fake_api(api, monkeypatch):
+        assert materialize_all(instance, selection=RAW_ONLY).success
+        api.records = api.records[:-1]  # the next full walk may mark only what is truly gone
+        second = materialize_all(instance, selection=RAW_ONLY)
+
+    assert api.lagged
+    assert _raw_metadata(second)["rows_marked_deleted"].value == 1
+    count = "SELECT count(*), count(DISTINCT id) FROM fulfillment.fulfillment_data"
+    assert query(isolated_environment, count) == [(300, 300)]

@@ -177,6 +177,35 @@ def _raise_for_first_nul(records: list[Any], bad: Callable[[str], FulfillmentPag
                 )
 
 
+class EmptyPageRecheck:
+    """An empty page where records were expected, asked again up to `retries` times, `wait`
+    seconds apart: a lagging replica may answer `{"data": []}` once and be whole on the next
+    request. Each walk says when its empty page is suspect (`ask_again`)."""
+
+    def __init__(
+        self, retries: int = EMPTY_PAGE_RETRIES, wait: float = EMPTY_PAGE_WAIT_SECONDS
+    ) -> None:
+        self.retries = retries
+        self.wait = wait
+        self.asked = 0  # in the current pass
+
+    def ask_again(self, where: str, suspect: bool) -> bool:
+        """Whether to ask the page at `where` again (after the wait): suspect, and asked fewer
+        than `retries` times in this pass."""
+        if not suspect or self.asked >= self.retries:
+            return False
+        self.asked += 1
+        logger.warning(
+            "the page at %s is empty after a full page: asking again (%d of %d) in %.1f s",
+            where,
+            self.asked,
+            self.retries,
+            self.wait,
+        )
+        time.sleep(self.wait)
+        return True
+
+
 class FulfillmentPaginator(OffsetPaginator):
     """Offset pages of `limit` that advance by the records received and end on an empty page.
 
@@ -210,15 +239,13 @@ class FulfillmentPaginator(OffsetPaginator):
         self.shape = shape
         self.max_records = max_records
         self.ledger = ledger or WalkLedger()
-        self.empty_page_retries = empty_page_retries
-        self.empty_page_wait = empty_page_wait
+        self.recheck = EmptyPageRecheck(empty_page_retries, empty_page_wait)
         self.total: int | None = None
         self.total_moved = False
         self._first_total: int | None = None
         self.progress = PageProgress()
         self._largest_page = 0
         self._last_received = 0
-        self._empty_pages_asked_again = 0
         # A walk in chunks (`chunks.py`): the current chunk's budget, whether it ended the pass
         # early, and what a resumed pass starts with.
         self.budget: ChunkBudget | None = None
@@ -260,7 +287,7 @@ class FulfillmentPaginator(OffsetPaginator):
         self.progress = PageProgress(pages=int(resumed.get("pages", 0)), offset=self.initial_value)
         self._largest_page = int(resumed.get("largest_page", 0))
         self._last_received = int(resumed.get("last_received", 0))
-        self._empty_pages_asked_again = 0
+        self.recheck.asked = 0
         self.chunk_ended = False
         super().init_request(request)
 
@@ -276,18 +303,7 @@ class FulfillmentPaginator(OffsetPaginator):
             and self._last_received >= self._largest_page
             and (total is None or offset < total)
         )
-        if not suspect or self._empty_pages_asked_again >= self.empty_page_retries:
-            return False
-        self._empty_pages_asked_again += 1
-        logger.warning(
-            "the page at offset %d is empty after a full page: asking again (%d of %d) in %.1f s",
-            offset,
-            self._empty_pages_asked_again,
-            self.empty_page_retries,
-            self.empty_page_wait,
-        )
-        time.sleep(self.empty_page_wait)
-        return True
+        return self.recheck.ask_again(f"offset {offset}", suspect)
 
     def update_state(self, response: requests.Response, data: list[Any] | None = None) -> None:
         offset = self.current_value

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import operator
-import time
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -33,7 +32,11 @@ from dlt.sources.helpers.rest_client.paginators import (
 from fulfillment_assets.source.chunks import ChunkBudget
 from fulfillment_assets.source.completeness import WalkLedger
 from fulfillment_assets.source.http import FulfillmentPageError
-from fulfillment_assets.source.pages import EMPTY_PAGE_RETRIES, EMPTY_PAGE_WAIT_SECONDS
+from fulfillment_assets.source.pages import (
+    EMPTY_PAGE_RETRIES,
+    EMPTY_PAGE_WAIT_SECONDS,
+    EmptyPageRecheck,
+)
 from fulfillment_assets.source.progress import PageProgress
 from fulfillment_assets.source.shape import ENDPOINT_SETTING, ApiShape
 
@@ -127,9 +130,8 @@ class PageNumberWalk(_WalkAccount, PageNumberPaginator):
         empty_page_wait: float = EMPTY_PAGE_WAIT_SECONDS,
     ) -> None:
         options = shape.paginator.options
-        self.empty_page_retries = empty_page_retries
-        self.empty_page_wait = empty_page_wait
-        self._largest_page = self._asked_again = 0
+        self.recheck = EmptyPageRecheck(empty_page_retries, empty_page_wait)
+        self._largest_page = 0
         super().__init__(
             base_page=int(options["base_page"]),
             page=int(options["page"]),
@@ -142,7 +144,7 @@ class PageNumberWalk(_WalkAccount, PageNumberPaginator):
 
     def init_request(self, request: requests.Request) -> None:
         self._reset_account()
-        self._first_page_size = self._largest_page = self._asked_again = 0
+        self._first_page_size = self._largest_page = self.recheck.asked = 0
         super().init_request(request)
 
     def _ask_again(self, page: int, received: int, last: int | None) -> bool:
@@ -156,18 +158,7 @@ class PageNumberWalk(_WalkAccount, PageNumberPaginator):
             and self.last_received >= self._largest_page
             and (last is None or page < last or self.shape.paginator.total_pages is not None)
         )
-        if not suspect or self._asked_again >= self.empty_page_retries:
-            return False
-        self._asked_again += 1
-        logger.warning(
-            "the page at %s is empty after a full page: asking again (%d of %d) in %.1f s",
-            self.shape.where(f"?{self.param_name}={page}"),
-            self._asked_again,
-            self.empty_page_retries,
-            self.empty_page_wait,
-        )
-        time.sleep(self.empty_page_wait)
-        return True
+        return self.recheck.ask_again(self.shape.where(f"?{self.param_name}={page}"), suspect)
 
     def update_state(self, response: requests.Response, data: list[Any] | None = None) -> None:
         body = response.json()
