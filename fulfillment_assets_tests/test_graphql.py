@@ -4,6 +4,7 @@ raw table's check results and row count as the UI reads them."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -46,6 +47,7 @@ METADATA_FIELDS = """
   ... on IntMetadataEntry { intValue }
   ... on FloatMetadataEntry { floatValue }
   ... on TextMetadataEntry { text }
+  ... on JsonMetadataEntry { jsonString }
 """
 
 ASSETS_QUERY = f"""
@@ -95,7 +97,11 @@ def _metadata(entries: list[dict[str, Any]]) -> dict[str, Any]:
     """label -> value of GraphQL metadata entries (int, float or text)."""
     return {
         entry["label"]: next(
-            (entry[field] for field in ("intValue", "floatValue", "text") if field in entry),
+            (
+                entry[field]
+                for field in ("intValue", "floatValue", "text", "jsonString")
+                if field in entry
+            ),
             entry["__typename"],
         )
         for entry in entries
@@ -194,6 +200,12 @@ def test_raw_table_check_results_row_count_and_freshness(
     assert stats["rows_loaded"] == RECORDS
     assert stats["null_customer_id_count"] == NULL_CUSTOMER_IDS
     assert stats["null_order_status_count"] == NULL_ORDER_STATUSES
+    # The API's shape in force, as the raw table's page shows it: the seed's, and no secret.
+    shape = json.loads(stats["api_shape"])
+    assert shape["path"] == "/v1/fulfillment" and shape["paginator"]["type"] == "offset"
+    assert shape["auth"] == "api_key in the query as `api_key`"
+    assert project.api_key not in stats["api_shape"]
+    assert stats["walk_fetch"].startswith("read ahead")
 
     assert raw["assetChecksOrError"]["__typename"] == "AssetChecks"
     checks = {check["name"]: check for check in raw["assetChecksOrError"]["checks"]}
