@@ -1,7 +1,7 @@
 """Deletes, incremental sync and full refresh work the same for APIs walked by page number
-(no count: ends on an empty page), next link and cursor: configuration only, fake APIs of the
-tests' own. (Walks that resume are offset walks only: test_api_shape_settings.py refuses chunks
-for the others, naming the settings.)"""
+(no count: ends on an empty page), next link (body or `Link` header) and cursor: configuration
+only, fake APIs of the tests' own. (Walks that resume are offset walks only:
+test_api_shape_settings.py refuses chunks for the others, naming the settings.)"""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from fulfillment_assets_tests.helpers import RAW_ONLY, materialize_all, query
 from fulfillment_assets_tests.shaped_api import (
     Auth,
     CursorPages,
+    HeaderLinkPages,
     JsonLinkPages,
     PageNumberPages,
     Shape,
@@ -43,6 +44,7 @@ SHAPES = {
         data_selector="results",
         pages=JsonLinkPages(next_url_path="links.next", page_size=50),
     ),
+    "link header": Shape(auth=Auth(type="http_basic"), pages=HeaderLinkPages(page_size=60)),
     "cursor": Shape(pages=CursorPages(page_size=40)),
 }
 
