@@ -81,6 +81,11 @@ def test_the_default_shape_is_the_seeds_rest_api_configuration() -> None:
         ),
         (AUTH, {"type": "api_key", "location": "header"}, "location header) has no `name`"),
         (AUTH, {"type": "oauth2"}, "auth.type is 'oauth2'"),
+        (
+            AUTH,
+            {"type": "api_key", "name": "k", "location": "cookie"},
+            "which dlt's rest_api does not implement",
+        ),
         (AUTH, {"type": "http_basic"}, "auth (type http_basic) has no `username`"),
     ],
     ids=[
@@ -91,6 +96,7 @@ def test_the_default_shape_is_the_seeds_rest_api_configuration() -> None:
         "params clash",
         "header without name",
         "unknown auth",
+        "cookie key",
         "basic without user",
     ],
 )

@@ -4,8 +4,8 @@ the key travels, how pages follow each other.
 Two settings of the source, each a table of rest_api's keys (dlt reads a table from
 `.dlt/config.toml` / `secrets.toml` under `[sources.fulfillment]`, or an environment variable
 holding JSON):
-- `auth`: rest_api's `client.auth` (`type` `api_key` with `name` and `location` query / header /
-  cookie, `bearer`, `http_basic` with `username`). The secret part (`api_key`, `token`,
+- `auth`: rest_api's `client.auth` (`type` `api_key` with `name` and `location` query or header,
+  `bearer`, `http_basic` with `username`). The secret part (`api_key`, `token`,
   `password`) comes from secrets: the table's own key when it holds one (secrets.toml), else
   `api_key`, the setting every kind shares;
 - `endpoint`: rest_api's `endpoint` keys `path`, `data_selector`, `params` and `paginator`
@@ -310,10 +310,15 @@ def read_auth(given: Any) -> tuple[Auth, str | None]:
     secret = str(secret) if secret else None
     if kind == "api_key":
         location = given.get("location", "query")
-        if location not in ("query", "header", "cookie"):
+        if location == "cookie":
+            # rest_api's APIKeyAuth names it but raises NotImplementedError on the first request.
             raise shape_error(
-                f"auth.location is {location!r}, expected query, header or cookie", setting
+                "auth.location is 'cookie', which dlt's rest_api does not implement; send the "
+                "key in the query or a header",
+                setting,
             )
+        if location not in ("query", "header"):
+            raise shape_error(f"auth.location is {location!r}, expected query or header", setting)
         name = given.get("name")
         if not isinstance(name, str) or not name.strip():
             raise shape_error(
