@@ -20,6 +20,7 @@ from fulfillment_assets.source import fulfillment_config
 from fulfillment_assets.source.pages import FulfillmentPaginator
 from fulfillment_assets.source.read_ahead import ReadAheadSession
 from fulfillment_assets.source.shape import read_shape
+from fulfillment_assets_tests.fake_api import serve_fake_api
 from fulfillment_assets_tests.helpers import (
     RAW_ONLY,
     TEST_API_KEY,
@@ -239,3 +240,53 @@ def test_the_shape_in_force_is_on_the_raw_tables_materialization(
     }
     assert TEST_API_KEY not in json.dumps(shape)
     assert str(metadata["walk_fetch"].value).startswith("read ahead")
+
+
+class LinkingApi:
+    """Records under `data`, the next page named by `next`: the one it is given for each page."""
+
+    def __init__(self, links: dict[str | None, str | None]) -> None:
+        self.links = links  # the `after` a request carries -> the link its page names
+
+    def page(self, offset: int, limit: int, params: dict[str, str]) -> dict[str, Any]:
+        after = params.get("after")
+        start = int(after or 0)
+        return {
+            "data": [{"id": i} for i in range(start + 1, start + 51)],
+            "next": self.links.get(after),
+        }
+
+
+@pytest.mark.parametrize(
+    ("links", "named"),
+    [
+        (
+            {None: "/v1/fulfillment?after=50", "50": "/v1/fulfillment?after=50"},
+            "names a next page the walk already fetched: its pages loop",
+        ),
+        (
+            {None: "http://elsewhere.invalid/v1/fulfillment?after=50"},
+            "links its next page on another host (http://elsewhere.invalid); the walk does not "
+            "follow it, so the API key is not sent there",
+        ),
+    ],
+    ids=["a loop", "another host"],
+)
+def test_a_next_link_that_loops_or_leaves_the_host_fails_and_loads_nothing(
+    links: dict[str | None, str | None],
+    named: str,
+    instance: DagsterInstance,
+    isolated_environment: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(ENDPOINT, json.dumps({"paginator": {"type": "json_link"}}))
+    with serve_fake_api(LinkingApi(links), monkeypatch):
+        result = materialize_all(instance, raise_on_error=False, selection=RAW_ONLY)
+
+    message = failure_message(result)
+    assert not result.success and named in message, message
+    assert not query(
+        isolated_environment,
+        "SELECT table_name FROM information_schema.tables WHERE table_name = %s",
+        settings.RESOURCE_NAME,
+    )
