@@ -114,6 +114,14 @@ def test_deletes_incremental_sync_and_full_refresh_work_for_the_shape(
     assert rows == ids == RECORDS
 
 
+# The endpoint of the two fake APIs below: pages of 50 by number from 1, no count, `orders`.
+NUMBERED_PAGES = {
+    "data_selector": "orders",
+    "params": {"per_page": 50},
+    "paginator": {"type": "page_number", "base_page": 1},
+}
+
+
 class ShiftingPageNumbers:
     """Pages by number, newest first, no count; 20 orders are created while page 3 is asked
     for: they push the listing down under the page numbers, so page 3 repeats 20 orders."""
@@ -132,12 +140,7 @@ class ShiftingPageNumbers:
 def test_a_listing_that_moves_under_page_numbers_is_walked_again_and_loaded_whole(
     instance: DagsterInstance, isolated_environment: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    endpoint = {
-        "data_selector": "orders",
-        "params": {"per_page": 50},
-        "paginator": {"type": "page_number", "base_page": 1},
-    }
-    monkeypatch.setenv("SOURCES__FULFILLMENT__ENDPOINT", json.dumps(endpoint))
+    monkeypatch.setenv("SOURCES__FULFILLMENT__ENDPOINT", json.dumps(NUMBERED_PAGES))
     with serve_fake_api(ShiftingPageNumbers(), monkeypatch):
         result = materialize_all(instance, selection=RAW_ONLY)
 
@@ -168,12 +171,7 @@ class LaggingReplica:
 def test_an_empty_page_from_a_lagging_replica_is_asked_again_not_taken_for_the_end(
     instance: DagsterInstance, isolated_environment: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    endpoint = {
-        "data_selector": "orders",
-        "params": {"per_page": 50},
-        "paginator": {"type": "page_number", "base_page": 1},
-    }
-    monkeypatch.setenv("SOURCES__FULFILLMENT__ENDPOINT", json.dumps(endpoint))
+    monkeypatch.setenv("SOURCES__FULFILLMENT__ENDPOINT", json.dumps(NUMBERED_PAGES))
     api = LaggingReplica()
     with serve_fake_api(api, monkeypatch):
         assert materialize_all(instance, selection=RAW_ONLY).success

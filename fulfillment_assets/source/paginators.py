@@ -230,6 +230,16 @@ class _ReferenceWalk(_WalkAccount, BaseReferencePaginator):
 
 
 class _LinkWalk(_ReferenceWalk):
+    """A walk that follows the URL each page names (`_link_of`: in the body or a header)."""
+
+    def _link_of(self, response: requests.Response) -> Any:
+        raise NotImplementedError
+
+    def update_state(self, response: requests.Response, data: list[Any] | None = None) -> None:
+        link = self._check_link(response, self._link_of(response))
+        self._account_reference(response, data, link)
+        self._next_reference = link
+
     def _check_link(self, response: requests.Response, link: Any) -> str | None:
         if link is None or link == "":
             return None
@@ -258,12 +268,10 @@ class JsonLinkWalk(_LinkWalk, JSONLinkPaginator):
         self._start_account(shape, max_records, ledger)
         self._start_references()
 
-    def update_state(self, response: requests.Response, data: list[Any] | None = None) -> None:
+    def _link_of(self, response: requests.Response) -> Any:
         reference = self.shape.paginator.reference
-        assert reference is not None
-        link = self._check_link(response, reference.get(response.json()))
-        self._account_reference(response, data, link)
-        self._next_reference = link
+        assert reference is not None  # a json_link shape reads its link at next_url_path
+        return reference.get(response.json())
 
 
 class HeaderLinkWalk(_LinkWalk, HeaderLinkPaginator):
@@ -274,11 +282,8 @@ class HeaderLinkWalk(_LinkWalk, HeaderLinkPaginator):
         self._start_account(shape, max_records, ledger)
         self._start_references()
 
-    def update_state(self, response: requests.Response, data: list[Any] | None = None) -> None:
-        link = response.links.get(self.links_next_key, {}).get("url")
-        link = self._check_link(response, link)
-        self._account_reference(response, data, link)
-        self._next_reference = link
+    def _link_of(self, response: requests.Response) -> Any:
+        return response.links.get(self.links_next_key, {}).get("url")
 
 
 class CursorWalk(_ReferenceWalk, JSONResponseCursorPaginator):
