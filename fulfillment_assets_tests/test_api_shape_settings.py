@@ -290,3 +290,19 @@ def test_a_next_link_that_loops_or_leaves_the_host_fails_and_loads_nothing(
         "SELECT table_name FROM information_schema.tables WHERE table_name = %s",
         settings.RESOURCE_NAME,
     )
+
+
+def test_a_key_put_in_the_endpoints_params_is_masked_on_the_raw_tables_page(
+    demo_api: DemoApiServer,
+    instance: DagsterInstance,
+    isolated_environment: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Some APIs want a second credential as a plain parameter: it travels, but is never shown."""
+    monkeypatch.setenv(ENDPOINT, json.dumps({"params": {"access_token": TEST_API_KEY}}))
+
+    result = materialize_all(instance, selection=RAW_ONLY)
+
+    (event,) = result.get_asset_materialization_events()
+    shape = event.materialization.metadata["api_shape"].value
+    assert shape["params"] == {"access_token": "***"}, shape

@@ -367,7 +367,7 @@ def fulfillment(
                     _record_values_read(types)
                 else:
                     yield from every_pass(params)
-                _record_api_shape(shape)
+                _record_api_shape(shape, mask)
         finally:
             session.close()  # a failed page leaves no fetches running behind it
 
@@ -434,10 +434,13 @@ def _record_values_read(types: ColumnTypes) -> None:
 API_SHAPE = "api_shape"
 
 
-def _record_api_shape(shape: ApiShape) -> None:
-    """The shape the walk used (no secret), in the resource's state for the run's metadata."""
+def _record_api_shape(shape: ApiShape, mask: KeyMask) -> None:
+    """The shape the walk used, in the resource's state for the run's metadata: it holds no
+    secret, and a key the user put in `endpoint.params` is masked like everywhere else."""
+    described = shape.describe()
+    described["params"] = {name: mask(value) for name, value in described["params"].items()}
     with contextlib.suppress(Exception):  # outside a pipeline: nothing to record it in
-        dlt.current.resource_state()[API_SHAPE] = shape.describe()
+        dlt.current.resource_state()[API_SHAPE] = described
 
 
 def _refuse_contradictions(
