@@ -305,4 +305,4 @@ def test_a_key_put_in_the_endpoints_params_is_masked_on_the_raw_tables_page(
 
     (event,) = result.get_asset_materialization_events()
     shape = event.materialization.metadata["api_shape"].value
-    assert shape["params"] == {"access_token": "***"}, shape
+    assert isinstance(shape, dict) and shape["params"] == {"access_token": "***"}, shape
