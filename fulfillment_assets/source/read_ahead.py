@@ -88,16 +88,17 @@ class ReadAheadSession(requests.Session):
         mask: KeyMask,
         concurrency: int,
         min_latency: float = settings.READ_AHEAD_MIN_LATENCY_SECONDS,
-        shape: ApiShape | None = None,
+        *,
+        shape: ApiShape,
     ) -> None:
         super().__init__()
         self.shape = shape
-        paginator = shape.paginator if shape is not None else None
-        self._position_param = paginator.position_param if paginator else "offset"
+        paginator = shape.paginator
+        self._position_param = paginator.position_param
         # Offsets step by the records a page held; page numbers by one. A walk by link or
         # cursor is never read ahead.
-        self._by_records = paginator is None or paginator.type == "offset"
-        self._reads_ahead = paginator is None or paginator.next_request_known
+        self._by_records = paginator.type == "offset"
+        self._reads_ahead = paginator.next_request_known
         self._environment: dict[tuple[str, str], dict[str, Any]] = {}
         self._client = client
         self._adapter = adapter
@@ -211,8 +212,6 @@ class ReadAheadSession(requests.Session):
         except requests.RequestException as error:
             failure = error
         # Raised outside the except block, so no exception chain carries the unmasked URL.
-        if self.shape is None:
-            raise FulfillmentApiError(describe_transport_error(failure, request, self.mask))
         raise FulfillmentApiError(
             describe_transport_error(failure, request, self.mask, self.shape.where, self.shape.path)
         )
@@ -223,16 +222,12 @@ class ReadAheadSession(requests.Session):
         if self._max_window <= 1 or response.status_code != 200 or not self._reads_ahead:
             return
         body = response.json()
-        if self.shape is None:
-            total, records = body.get("total"), body.get("data")
-        else:
-            total, records = self.shape.total_records(body), self.shape.records.get(body)
+        total, records = self.shape.total_records(body), self.shape.records.get(body)
         received = len(records) if isinstance(records, list) else 0
         with self._lock:
             if not received:
                 return
             if not self._by_records:
-                assert self.shape is not None  # page numbers come with a shape
                 last = self.shape.last_page(body, max(self._step, received))
                 if last is None:
                     return
