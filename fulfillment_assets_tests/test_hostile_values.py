@@ -1,6 +1,7 @@
-"""Values that cannot load as they are, against a fake API of the test's own: integers past
-what their column holds are kept exactly (never two values made one) and named by the checks; a
-number JSON cannot carry fails naming the reason and the page."""
+"""Hostile values, against a fake API of the test's own: injection-shaped text round-trips
+byte-exact and accepted statuses are matched literally; integers past what their column holds are
+kept exactly (never two values made one) and named by the checks; a number JSON cannot carry
+fails naming the reason and the page."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from pathlib import Path
 import pytest
 from dagster import AssetCheckSeverity, DagsterInstance
 
-from fulfillment_assets_tests.fake_api import serve_fake_api
+from fulfillment_assets import settings
+from fulfillment_assets_tests.fake_api import RecordsApi, serve_fake_api
 from fulfillment_assets_tests.helpers import (
     RAW_ONLY,
     TEST_API_KEY,
@@ -19,6 +21,118 @@ from fulfillment_assets_tests.helpers import (
     materialize_all,
     query,
 )
+
+# Text that would change a statement pasted together from values, or a report quoting them.
+INJECTIONS = [
+    "x'); DROP TABLE fulfillment_data; --",
+    "' OR '1'='1",
+    "\\",
+    "a\\b",
+    "\\'; --",
+    "C:\\new\\table\\x00",
+    "$$",
+    "$tag$ x $tag$",
+    "%s",
+    "%(id)s %% %",
+    "\u200fright-to-left mark",
+    "e\u0301",  # "é" decomposed (NFD) ...
+    "\u00e9",  # ... and composed (NFC): two values, never one
+    "\"double\" `back` 'single'",
+    "tab\there",
+    "line\nbreak\r\nand CR\r",
+    "/* comment */ ;",
+    "y" * 1_048_576,
+    # FULFILLMENT_ACCEPTED_STATUSES `it's, 50%_off ,a\b`: matched literally, never as a pattern.
+    "it's",
+    "50%_off",
+    "50xyoff",
+    " it's",
+]
+# PostgreSQL cannot store NUL in text (see the NUL test below): on DuckDB only.
+NUL_VALUE = "nul\x00byte"
+ACCEPTED_SETTING = "it's, 50%_off ,a\\b"
+LITERALLY_ACCEPTED = {"it's", "50%_off", "a\\b"}
+# Orders of an accepted status beside the hostile ones: the rejected stay under 1 % (the
+# accepted-status check's ERROR threshold), so the models are built and can be read.
+FILLER_ORDERS = 3000
+
+
+def hostile_orders(values: list[str]) -> list[dict[str, object]]:
+    """One order per value as `order_status`, the values reversed as `customer_id`, then filler."""
+    orders: list[dict[str, object]] = [
+        {"id": n, "order_status": status, "customer_id": customer}
+        for n, (status, customer) in enumerate(zip(values, reversed(values), strict=True), 1)
+    ]
+    first_filler = len(orders) + 1
+    orders += [
+        {"id": n, "order_status": "50%_off", "customer_id": f"cus_{n}"}
+        for n in range(first_filler, first_filler + FILLER_ORDERS)
+    ]
+    return orders
+
+
+def _rows(data_dir: Path, table: str) -> list[tuple]:
+    return query(
+        data_dir, f"SELECT id, order_status, customer_id FROM fulfillment.{table} ORDER BY id"
+    )
+
+
+@pytest.mark.slow  # over 5 s: left out of the fast lane
+@pytest.mark.every_destination
+def test_injection_shaped_values_round_trip_byte_exact_and_statuses_match_literally(
+    destination: str,
+    monkeypatch: pytest.MonkeyPatch,
+    instance: DagsterInstance,
+    isolated_environment: Path,
+) -> None:
+    values = INJECTIONS + ([NUL_VALUE] if destination == "duckdb" else [])
+    orders = hostile_orders(values)
+    served = [(o["id"], o["order_status"], o["customer_id"]) for o in orders]
+    with serve_fake_api(RecordsApi(orders), monkeypatch):
+        assert materialize_all(instance).success  # no accepted statuses: every order validated
+        assert _rows(isolated_environment, "fulfillment_data") == served
+        assert _rows(isolated_environment, "orders_validated") == served
+        assert _rows(isolated_environment, "orders_rejected") == []
+        seen = query(
+            isolated_environment, "SELECT order_status FROM fulfillment.order_statuses_seen"
+        )
+        assert sorted(status for (status,) in seen) == sorted(set(values) | {"50%_off"})
+
+        monkeypatch.setenv("FULFILLMENT_ACCEPTED_STATUSES", ACCEPTED_SETTING)
+        assert materialize_all(instance).success
+
+    assert _rows(isolated_environment, "fulfillment_data") == served
+    accepted = [row for row in served if row[1] in LITERALLY_ACCEPTED]
+    assert _rows(isolated_environment, "orders_validated") == accepted
+    # `50xyoff` and ` it's` among the rejected: no pattern, no trimming of the API's values.
+    rejected = [row for row in served if row[1] not in LITERALLY_ACCEPTED]
+    assert _rows(isolated_environment, "orders_rejected") == rejected
+    assert query(
+        isolated_environment, "SELECT DISTINCT rejection_reasons FROM fulfillment.orders_rejected"
+    ) == [("order_status is not an accepted status",)]
+    seen_again = query(
+        isolated_environment, "SELECT order_status FROM fulfillment.order_statuses_seen"
+    )
+    assert sorted(seen_again) == sorted(seen)
+
+
+@pytest.mark.parametrize(
+    ("configured", "statuses"),
+    [
+        (ACCEPTED_SETTING, ("it's", "50%_off", "a\\b")),
+        (' "quoted" ,\tpadded\n', ('"quoted"', "padded")),
+        ("a,,b,", ("a", "b")),
+        ("", None),
+        (" , ", None),
+    ],
+)
+def test_accepted_statuses_are_trimmed_items_of_a_comma_list_taken_literally(
+    configured: str, statuses: tuple[str, ...] | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FULFILLMENT_ACCEPTED_STATUSES", configured)
+
+    assert settings.accepted_statuses() == statuses
+
 
 BIG_CUSTOMER_IDS = {1: 2**63, 2: 2**70, 3: 2**70 + 1}
 
