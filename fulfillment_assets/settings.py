@@ -31,6 +31,9 @@ ENDPOINT_PATH = "/v1/fulfillment"
 # see ingest/deletes.py) and the load that last wrote the row (dlt's).
 DELETED_AT = "_deleted_at"
 LOAD_ID = "_dlt_load_id"
+# The column `orders_rejected` adds beside the raw table's, which it copies: no API field gets it.
+# (The daily summary's columns are a table of their own, no raw column beside them.)
+REJECTION_REASONS = "rejection_reasons"
 
 
 def is_loopback_host(host: str | None) -> bool:

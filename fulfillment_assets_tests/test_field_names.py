@@ -1,6 +1,7 @@
 """A new API field whose name normalizes onto an existing column, or onto a column of the
-project's or dlt's own (`_deleted_at`, `_dlt_load_id`), or whose name is empty, is loaded under a
-distinct column and reported by a WARN check naming both fields; the run does not fail."""
+project's or dlt's own (`_deleted_at`, `_dlt_load_id`, the models' `rejection_reasons`), or whose
+name is empty, is loaded under a distinct column and reported by a WARN check naming both fields;
+the run does not fail."""
 
 from __future__ import annotations
 
@@ -54,19 +55,22 @@ def test_colliding_field_names_load_under_distinct_columns_and_warn(
 
 class OwnColumnsApi(RecordsApi):
     """300 orders with fields named after the project's and dlt's own columns (`_deleted_at` as
-    an ISO time on a third of them, `_dlt_load_id`), a field with an empty name and three that
-    normalize onto one column (`Note`, `note`, `NOTE`)."""
+    an ISO time on a third of them, `_dlt_load_id`, `_dlt_id`, the models' `rejection_reasons`),
+    a field with an empty name and three that normalize onto one column (`Note`, `note`,
+    `NOTE`); every 50th order has no customer (6 rejected: 2 %, a WARN, the models built)."""
 
     def __init__(self, records: int = 300) -> None:
         super().__init__(
             [
                 {
                     "id": n,
-                    "customer_id": f"cus_{n % 13}",
+                    "customer_id": None if n % 50 == 0 else f"cus_{n % 13}",
                     "order_status": "shipped",
                     "updated_at": f"2026-11-01T10:{n // 60:02d}:{n % 60:02d}Z",
                     "_deleted_at": "2026-10-01T00:00:00Z" if n % 3 == 0 else None,
                     "_dlt_load_id": f"api-{n}",
+                    "_dlt_id": f"api-row-{n}",
+                    "rejection_reasons": f"api reasons {n}",
                     "": f"blank-{n}",
                     "Note": "upper first",
                     "note": "lower",
@@ -97,18 +101,27 @@ def test_fields_named_after_the_projects_columns_keep_their_values_apart(
         isolated_environment,
         "SELECT count(*), count(_deleted_at), count(_deleted_at__collision_1), "
         "min(_dlt_load_id__collision_1), count(DISTINCT _dlt_load_id), "
-        "min(empty_field_name__collision_1) FROM fulfillment.fulfillment_data",
+        "min(empty_field_name__collision_1), count(DISTINCT _dlt_id__collision_1), "
+        "min(rejection_reasons__collision_1) FROM fulfillment.fulfillment_data",
     )
     # No order marked deleted by the API's field; the API's values kept under their own columns.
-    assert counts == [(300, 0, 100, "api-1", 1, "blank-1")]
+    assert counts == [(300, 0, 100, "api-1", 1, "blank-1", 300, "api reasons 1")]
     assert query(
         isolated_environment,
         "SELECT count(*) FROM fulfillment.fulfillment_data WHERE _dlt_load_id IN "
         "(SELECT load_id FROM fulfillment._dlt_loads)",
     ) == [(300,)]
-    assert query(isolated_environment, "SELECT count(*) FROM fulfillment.orders_validated") == [
-        (300,)
-    ]
+    # The models: the API's fields beside the project's `rejection_reasons`, each with its own.
+    assert query(
+        isolated_environment,
+        "SELECT count(*), min(_dlt_load_id__collision_1), min(_dlt_id__collision_1), "
+        "min(rejection_reasons__collision_1) FROM fulfillment.orders_validated",
+    ) == [(294, "api-1", "api-row-1", "api reasons 1")]
+    assert query(
+        isolated_environment,
+        "SELECT id, rejection_reasons, rejection_reasons__collision_1 "
+        "FROM fulfillment.orders_rejected ORDER BY id",
+    ) == [(n, "customer_id is null", f"api reasons {n}") for n in range(50, 301, 50)]
     (evaluation,) = [
         e for e in result.get_asset_check_evaluations() if e.check_name == "field_names_distinct"
     ]
@@ -118,6 +131,9 @@ def test_fields_named_after_the_projects_columns_keep_their_values_apart(
         "`_deleted_at__collision_1` holds API field `_deleted_at`, named after the column "
         "`_deleted_at` of the project's or dlt's own",
         "`_dlt_load_id__collision_1` holds API field `_dlt_load_id`",
+        "`_dlt_id__collision_1` holds API field `_dlt_id`",
+        "`rejection_reasons__collision_1` holds API field `rejection_reasons`, named after the "
+        "column `rejection_reasons` of the project's or dlt's own",
         "`empty_field_name__collision_1` holds API field '', whose name is empty",
     ):
         assert phrase in description, description

@@ -5,7 +5,8 @@ from fulfillment_assets import settings
 from fulfillment_assets.contract import REJECTED, VALIDATED
 from fulfillment_assets.ingest.deletes import not_deleted
 from fulfillment_assets.quality.row_rules import RowRule, row_rules
-from fulfillment_assets.settings import DELETED_AT
+from fulfillment_assets.settings import DELETED_AT, REJECTION_REASONS
+from fulfillment_assets.source.arrow import COLLISION_SUFFIX
 from fulfillment_assets.warehouse.sql import identifier
 
 RAW = settings.RESOURCE_NAME
@@ -23,11 +24,13 @@ NUMBER_TYPES = {"double", "bigint", "decimal", "wei"}
 
 def _data_columns(raw_columns: dict[str, str]) -> list[str]:
     """The raw table's data columns, quoted: no dlt bookkeeping, no variant columns (a rule
-    covers them)."""
+    covers them). An API field named after dlt's columns (`_dlt_load_id__collision_1`) is data."""
     return [
         identifier(name)
         for name in raw_columns
-        if not name.startswith("_dlt_") and "__v_" not in name and name != DELETED_AT
+        if (not name.startswith("_dlt_") or COLLISION_SUFFIX in name)
+        and "__v_" not in name
+        and name != DELETED_AT
     ]
 
 
@@ -46,9 +49,10 @@ def validated_select(raw_columns: dict[str, str]) -> str:
 
 
 def rejected_select(raw_columns: dict[str, str]) -> str:
-    """The rejected table's SELECT: every rule a row breaks in `rejection_reasons`."""
+    """The rejected table's SELECT: every rule a row breaks in `rejection_reasons` (an API field
+    of that name is loaded as `rejection_reasons__collision_1`, see `source/arrow.py`)."""
     if not raw_columns:
-        return f"SELECT {NO_ORDERS}, CAST(NULL AS TEXT) AS rejection_reasons WHERE FALSE"
+        return f"SELECT {NO_ORDERS}, CAST(NULL AS TEXT) AS {REJECTION_REASONS} WHERE FALSE"
     rules = row_rules(raw_columns)
     # NULL-safe on every destination (concat_ws returns NULL on Snowflake if any part is NULL):
     # each reason as '; reason' or '', then the leading '; ' cut off.
@@ -59,7 +63,7 @@ def rejected_select(raw_columns: dict[str, str]) -> str:
     drifted = [identifier(name) for name in raw_columns if "__v_" in name]
     return (
         f"SELECT {', '.join(_data_columns(raw_columns) + drifted)}, "
-        f"SUBSTRING({reasons}, 3) AS rejection_reasons "
+        f"SUBSTRING({reasons}, 3) AS {REJECTION_REASONS} "
         f"FROM {RAW} WHERE {not_deleted(raw_columns)} AND ({_breaks_any(rules)})"
     )
 

@@ -208,8 +208,11 @@ COLLISION_SUFFIX = "__collision_"
 
 
 # Columns of the project's and dlt's own: an API field named so would overwrite their meaning
-# (`_deleted_at` marks deletes, `_dlt_load_id` names the load).
-PROJECT_COLUMNS = frozenset({settings.DELETED_AT, settings.LOAD_ID, "_dlt_id"})
+# (`_deleted_at` marks deletes, `_dlt_load_id` names the load) or meet the column a model adds
+# beside the raw ones (`rejection_reasons`: PostgreSQL refuses the table, DuckDB renames one).
+PROJECT_COLUMNS = frozenset(
+    {settings.DELETED_AT, settings.LOAD_ID, "_dlt_id", settings.REJECTION_REASONS}
+)
 # Where fields whose names normalize to nothing (`""`, `" "`) go: `empty_field_name__collision_N`.
 EMPTY_NAME_COLUMN = "empty_field_name"
 
@@ -225,7 +228,8 @@ def colliding_fields(names: list[str]) -> dict[str, str]:
     dlt would fail the run (NameNormalizationCollision) on `customerId` beside `customer_id`. The
     field whose name is the column's already (or a declared column) keeps it; the others, in
     sorted order, get `<column>__collision_1`, `__collision_2`, ... A field named after a column
-    of the project's or dlt's own (`_deleted_at`, `_dlt_load_id`, `_dlt_*`) never gets that
+    of the project's or dlt's own (`_deleted_at`, `_dlt_load_id`, `_dlt_*`, the models'
+    `rejection_reasons`) never gets that
     column, and a field whose name is empty gets `empty_field_name__collision_N`.
     """
     by_column: dict[str, list[str]] = {}
