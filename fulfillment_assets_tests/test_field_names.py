@@ -5,11 +5,13 @@ the run does not fail."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dagster import AssetCheckSeverity, DagsterInstance
+from dagster import AssetCheckSeverity, DagsterEventType, DagsterInstance
 
 from fulfillment_assets.demo_api import DemoApiServer
 from fulfillment_assets_tests.fake_api import RecordsApi, serve_fake_api
@@ -20,6 +22,7 @@ from fulfillment_assets_tests.helpers import (
     query,
     table_snapshot,
 )
+from fulfillment_assets_tests.served.cli import MATERIALIZE_EVERYTHING
 
 
 def test_colliding_field_names_load_under_distinct_columns_and_warn(
@@ -156,3 +159,46 @@ def test_colliding_field_names_load_with_incremental_sync_on(
         "count(_deleted_at) FROM fulfillment.fulfillment_data",
         # `note` keeps its column; the others in sorted order (`NOTE` < `Note`).
     ) == [(300, "lower", "all caps", "upper first", 0)]
+
+
+@pytest.mark.slow  # two command-line runs
+def test_an_api_load_id_field_stays_apart_when_run_outside_the_project_directory(
+    own_columns: OwnColumnsApi, isolated_environment: Path, dagster_home: Path, tmp_path: Path
+) -> None:
+    # dlt reads `.dlt/config.toml` (add_dlt_load_id) from the working directory: none here, so
+    # the source alone gives every row its load id, and the API's `_dlt_load_id` must not be it.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for _ in range(2):  # run 2 is a full walk: it marks deletes by load id
+        completed = subprocess.run(
+            MATERIALIZE_EVERYTHING,
+            cwd=elsewhere,
+            env={**os.environ, "DAGSTER_HOME": str(dagster_home)},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert completed.returncode == 0, completed.stderr[-3000:]
+
+    # Every row's load id is a real load of the project's; the API's values in their own column.
+    assert query(
+        isolated_environment,
+        "SELECT count(*), count(DISTINCT _dlt_load_id), count(_deleted_at), "
+        "count(DISTINCT _dlt_load_id__collision_1), min(_dlt_load_id__collision_1), "
+        "count(CASE WHEN _dlt_load_id IN (SELECT load_id FROM fulfillment._dlt_loads) THEN 1 END) "
+        "FROM fulfillment.fulfillment_data",
+    ) == [(300, 1, 0, 300, "api-1", 300)]
+    # The newest-version table has every id (its rows are found by load id).
+    assert query(
+        isolated_environment,
+        "SELECT count(DISTINCT version_id) FROM fulfillment.fulfillment_data_versions",
+    ) == [(300,)]
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        latest = instance.get_run_records(limit=1)[0].dagster_run.run_id
+        evaluations = {
+            record.dagster_event.event_specific_data.check_name: record.dagster_event
+            for record in instance.all_logs(latest, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
+            if record.dagster_event is not None
+        }
+    # No id "sent twice" (a NULL or shared load id would make the latest load's rows look so).
+    assert evaluations["id_unique_and_not_null"].event_specific_data.passed
