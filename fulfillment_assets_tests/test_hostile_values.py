@@ -13,6 +13,8 @@ import pytest
 from dagster import AssetCheckSeverity, DagsterInstance
 
 from fulfillment_assets import settings
+from fulfillment_assets.source.arrow import page_to_arrow
+from fulfillment_assets.source.transport import PageResponse
 from fulfillment_assets_tests.fake_api import RecordsApi, serve_fake_api
 from fulfillment_assets_tests.helpers import (
     RAW_ONLY,
@@ -139,13 +141,21 @@ BIG_CUSTOMER_IDS = {1: 2**63, 2: 2**70, 3: 2**70 + 1}
 
 class BigNumbersApi:
     """100 orders; customer_id an integer past 64 bits on three, amount 2**60 on one; or, with
-    `infinite`, a body whose `amount` is `1e400` (valid JSON, past any double)."""
+    `infinite`, 250 orders where order 157's `amount` is `1e400` (valid JSON, past any double)
+    and order 158's `items_count` an integer of 400 digits (exact to Python's parser)."""
 
     infinite = False
 
     def page(self, offset: int, limit: int, params: dict[str, str]) -> bytes:
         if self.infinite:
-            return b'{"data": [{"id": 1, "customer_id": "c", "amount": 1e400}], "total": 1}'
+            plain = [
+                {"id": n, "customer_id": f"cus_{n}", "order_status": "shipped", "amount": 1.5}
+                for n in range(1, 251)
+            ]
+            plain[157 - 1]["amount"] = 0.125  # the placeholder written as 1e400 below
+            plain[158 - 1]["items_count"] = 10**400
+            body = json.dumps({"data": plain[offset : offset + limit], "total": len(plain)})
+            return body.replace('"amount": 0.125', '"amount": 1e400').encode()
         orders = [
             {
                 "id": n,
@@ -204,17 +214,38 @@ def test_integers_past_their_column_are_kept_exactly_and_named_by_the_checks(
     assert "items_count: 1 values of type decimal" in str(other.description)
 
 
-def test_a_number_json_cannot_carry_names_the_reason_and_the_page(
-    big_numbers: BigNumbersApi, instance: DagsterInstance
+def test_a_number_json_cannot_carry_fails_naming_the_page_record_and_field(
+    big_numbers: BigNumbersApi, instance: DagsterInstance, isolated_environment: Path
 ) -> None:
+    assert materialize_all(instance, selection=RAW_ONLY).success
+    before = query(isolated_environment, "SELECT * FROM fulfillment.fulfillment_data ORDER BY id")
     big_numbers.infinite = True
 
     result = materialize_all(instance, raise_on_error=False, selection=RAW_ONLY)
 
     message = failure_message(result)
-    assert "the page at offset 0 is not JSON" in message, message
-    assert "number is infinity when parsed as double" in message, message
+    assert (
+        "the page at offset 100 has record `id` 157 whose field `amount` holds the number 1e400, "
+        "past what a double holds"
+    ) in message, message
     assert TEST_API_KEY not in message
+    # Nothing of the run was loaded (the pages before it neither).
+    assert (
+        query(isolated_environment, "SELECT * FROM fulfillment.fulfillment_data ORDER BY id")
+        == before
+    )
+
+
+def test_an_integer_past_any_double_is_read_exactly_and_kept_as_its_digits() -> None:
+    # orjson refuses it (infinity as a double); it is valid JSON, and Python's parser is exact.
+    response = PageResponse()
+    response.body = b'{"data": [{"id": 1, "items_count": 1' + b"0" * 400 + b"}]}"
+
+    records = response.json()["data"]
+
+    assert records == [{"id": 1, "items_count": 10**400}] and not response.numbers_past_double
+    table = page_to_arrow(records)
+    assert table.column("items_count__v_text").to_pylist() == [str(10**400)]
 
 
 HUGE_STATUS = "x" * 1_048_576

@@ -30,6 +30,7 @@ from fulfillment_assets.source.http import (
 )
 from fulfillment_assets.source.progress import PageProgress
 from fulfillment_assets.source.shape import ENDPOINT_SETTING, MISSING, ApiShape
+from fulfillment_assets.source.transport import NumberPastDouble
 
 _INT64_MAX = 2**63 - 1
 _RECORD_ID = operator.itemgetter("id")
@@ -75,8 +76,9 @@ def check_page(
             ) from None
         content_type = response.headers.get("content-type", "no content-type")
         body_excerpt = excerpt(response.content, mask)
-        # The parser's reason (e.g. `number is infinity when parsed as double` for 1e400) says
-        # what a valid-looking body broke; it quotes no body text, only a position.
+        # The parser's reason (e.g. `unexpected character`) says what a valid-looking body
+        # broke; it quotes no body text, only a position. (A number past a double, valid JSON,
+        # is read by `PageResponse` and named with its record below.)
         reason = str(error).split(": line ", 1)[0][:120]
         raise bad(f"is not JSON ({content_type}: {reason}); body: {body_excerpt!r}") from None
     selector = shape.records.path
@@ -90,6 +92,8 @@ def check_page(
         )
     if not isinstance(records, list):
         raise bad(f"has `{selector}` of type {type(records).__name__}; expected a list of records")
+    if getattr(response, "numbers_past_double", False):
+        _raise_for_first_number_past_double(records, bad)
     if not _all_ids_fit(records):
         _raise_for_first_bad_record(records, bad)
     for count, path in (
@@ -147,34 +151,59 @@ def _raise_for_first_bad_record(
             )
 
 
-def _nul_path(value: Any, path: str) -> str | None:
-    """Where in a value a NUL character is (`note`, `shipment.carrier`), or None."""
-    if isinstance(value, str):
-        return path if "\x00" in value else None
+def _path_of(value: Any, path: str, found: Callable[[Any], bool]) -> tuple[str, Any] | None:
+    """Where in a value the first leaf `found` accepts is (`note`, `shipment.carrier`), and the
+    leaf; or None."""
     if isinstance(value, dict):
         items: Any = value.items()
     elif isinstance(value, list):
         items = enumerate(value)
     else:
-        return None
+        return (path, value) if found(value) else None
     for key, item in items:
-        found = _nul_path(item, f"{path}.{key}" if path else str(key))
-        if found is not None:
-            return found
+        inner = _path_of(item, f"{path}.{key}" if path else str(key), found)
+        if inner is not None:
+            return inner
     return None
 
 
-def _raise_for_first_nul(records: list[Any], bad: Callable[[str], FulfillmentPageError]) -> None:
+def _first_in_records(
+    records: list[Any], found: Callable[[Any], bool]
+) -> tuple[Any, str, Any] | None:
+    """The first record's id, field path and leaf that `found` accepts, or None."""
     for record in records:
-        for field, value in record.items():
-            found = _nul_path(value, field)
-            if found is not None:
-                raise bad(
-                    f"has record `id` {shown_id(record.get('id'))!r} whose field "
-                    f"`{shown(found, 60)}` holds a NUL character (\\x00), which the PostgreSQL "
-                    "destination cannot store in text or JSON; nothing was loaded. Have the API "
-                    "fix the record, or load into a destination that keeps it (DuckDB)"
-                )
+        if type(record) is dict:
+            where = _path_of(record, "", found)
+            if where is not None:
+                return record.get("id"), *where
+    return None
+
+
+def _raise_for_first_number_past_double(
+    records: list[Any], bad: Callable[[str], FulfillmentPageError]
+) -> None:
+    """Names the first record holding a number no double holds (outside the records such a
+    number is no record's value: the count check names one in `total`)."""
+    first = _first_in_records(records, lambda value: isinstance(value, NumberPastDouble))
+    if first is not None:
+        record_id, path, number = first
+        raise bad(
+            f"has record `id` {shown_id(record_id)!r} whose field `{shown(path, 60)}` holds the "
+            f"number {shown(number.text, 40)}, past what a double holds (a JSON parser reads it "
+            "as infinity); nothing was loaded. Have the API send such a number as text"
+        )
+
+
+def _raise_for_first_nul(records: list[Any], bad: Callable[[str], FulfillmentPageError]) -> None:
+    first = _first_in_records(records, lambda value: isinstance(value, str) and "\x00" in value)
+    if first is not None:
+        record_id, path, _ = first
+        raise bad(
+            f"has record `id` {shown_id(record_id)!r} whose field `{shown(path, 60)}` holds a NUL "
+            "character (\\x00), which the PostgreSQL destination cannot store in text or JSON; "
+            "nothing was loaded. Have the API fix the record, or load into a destination that "
+            "keeps it (DuckDB)"
+        )
 
 
 class EmptyPageRecheck:

@@ -8,9 +8,11 @@ connection, the status line, the headers and the body together; the body is read
 from __future__ import annotations
 
 import json
+import math
 import re
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -55,6 +57,17 @@ def has_long_integer(body: bytes) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class NumberPastDouble:
+    """A JSON number no double holds (`1e400`), as the body wrote it: valid JSON, yet every JSON
+    parser reads it as infinity. Never loaded: the page check names its record and field."""
+
+    text: str
+
+    def __repr__(self) -> str:
+        return self.text
+
+
 class PageResponse(requests.Response):
     """A response whose body was read whole within the page deadline, and whose JSON is parsed
     once, with orjson: dlt reads it twice a page."""
@@ -62,6 +75,8 @@ class PageResponse(requests.Response):
     body = b""
     _parsed: Any = None
     rate_limit_waits = 0  # the 429s with an announced wait this page waited for
+    # Whether the body holds a `NumberPastDouble` (then the page check fails naming it).
+    numbers_past_double = False
 
     @property
     def content(self) -> bytes:  # always bytes: read whole, in `send`
@@ -69,13 +84,37 @@ class PageResponse(requests.Response):
 
     def json(self, **kwargs: Any) -> Any:
         if self._parsed is None:
-            self._parsed = orjson.loads(self.body)
+            try:
+                self._parsed = orjson.loads(self.body)
+            except orjson.JSONDecodeError as error:
+                if "infinity" not in str(error):
+                    raise
+                # orjson refuses a number past a double: an integer of 310 digits (which
+                # Python's parser reads exactly) or `1e400` (kept as `NumberPastDouble`).
+                self._parsed = self._read_exactly(error)
+                return self._parsed
             if has_long_integer(self.body):
                 # orjson reads an integer past 64 bits as a double: 2**70 and 2**70 + 1 would be
                 # one value. A page with such a number is read again by Python's parser, whose
                 # integers are exact; orjson has judged it valid JSON.
                 self._parsed = json.loads(self.body)
         return self._parsed
+
+    def _read_exactly(self, error: orjson.JSONDecodeError) -> Any:
+        """The body by Python's parser, numbers past a double as `NumberPastDouble`; orjson's
+        error if the body is not JSON for another reason too."""
+
+        def read_float(text: str) -> float | NumberPastDouble:
+            number = float(text)
+            if math.isfinite(number):
+                return number
+            self.numbers_past_double = True
+            return NumberPastDouble(text)
+
+        try:
+            return json.loads(self.body, parse_float=read_float)
+        except (ValueError, RecursionError):
+            raise error from None
 
 
 class PageDeadlineAdapter(HTTPAdapter):
