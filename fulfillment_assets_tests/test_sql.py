@@ -125,3 +125,11 @@ def test_table_replacement_each_destination_can_do_atomically() -> None:
 
 def test_values_are_escaped_literals() -> None:
     assert sql.literals(["it's", "a"]) == "'it''s', 'a'"
+
+
+def test_a_rejection_reason_naming_a_type_from_the_schema_is_a_literal() -> None:
+    # The reason of a drift rule names the variant column's type, read from the destination.
+    rejected = rejected_select({"id": "bigint", "customer_id": "text", "customer_id__v_it's": "x"})
+
+    literals = {node.this for node in sql.parse(rejected).find_all(sqlglot.exp.Literal)}
+    assert "; customer_id is it's" in literals

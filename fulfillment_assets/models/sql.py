@@ -7,7 +7,7 @@ from fulfillment_assets.ingest.deletes import not_deleted
 from fulfillment_assets.quality.row_rules import RowRule, row_rules
 from fulfillment_assets.settings import DELETED_AT, REJECTION_REASONS
 from fulfillment_assets.source.arrow import COLLISION_SUFFIX
-from fulfillment_assets.warehouse.sql import identifier
+from fulfillment_assets.warehouse.sql import identifier, literal
 
 RAW = settings.RESOURCE_NAME
 
@@ -55,9 +55,11 @@ def rejected_select(raw_columns: dict[str, str]) -> str:
         return f"SELECT {NO_ORDERS}, CAST(NULL AS TEXT) AS {REJECTION_REASONS} WHERE FALSE"
     rules = row_rules(raw_columns)
     # NULL-safe on every destination (concat_ws returns NULL on Snowflake if any part is NULL):
-    # each reason as '; reason' or '', then the leading '; ' cut off.
+    # each reason as '; reason' or '', then the leading '; ' cut off. A reason is a literal: it
+    # may name a type read from the destination's schema.
     reasons = " || ".join(
-        f"COALESCE(CASE WHEN COALESCE({rule.condition}, FALSE) THEN '; {rule.reason}' END, '')"
+        f"COALESCE(CASE WHEN COALESCE({rule.condition}, FALSE) THEN {literal('; ' + rule.reason)} "
+        "END, '')"
         for rule in rules
     )
     drifted = [identifier(name) for name in raw_columns if "__v_" in name]
