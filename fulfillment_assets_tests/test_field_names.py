@@ -9,6 +9,7 @@ import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dagster import AssetCheckSeverity, DagsterEventType, DagsterInstance
@@ -82,6 +83,11 @@ class OwnColumnsApi(RecordsApi):
                 for n in range(1, records + 1)
             ]
         )
+        self.asked: list[dict[str, str]] = []  # each request's query params, in order
+
+    def page(self, offset: int, limit: int, params: dict[str, str]) -> dict[str, Any]:
+        self.asked.append(params)
+        return super().page(offset, limit, params)
 
 
 @pytest.fixture
@@ -149,9 +155,14 @@ def test_colliding_field_names_load_with_incremental_sync_on(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("SOURCES__FULFILLMENT__UPDATED_SINCE_PARAM", "updated_since")
+    monkeypatch.setenv("SOURCES__FULFILLMENT__LOOKBACK_SECONDS", "60")
 
-    for _ in range(2):  # the first walk is full, the second incremental
-        assert materialize_all(instance, selection=RAW_ONLY).success
+    assert materialize_all(instance, selection=RAW_ONLY).success  # the first walk is full
+    assert not any("updated_since" in params for params in own_columns.asked)
+    own_columns.asked.clear()
+    assert materialize_all(instance, selection=RAW_ONLY).success
+    # The second walk is incremental: from the newest `updated_at` loaded (10:05) less 60 s.
+    assert {params.get("updated_since") for params in own_columns.asked} == {"2026-11-01T10:04:00Z"}
 
     assert query(
         isolated_environment,
