@@ -213,3 +213,23 @@ def test_an_api_load_id_field_stays_apart_when_run_outside_the_project_directory
         }
     # No id "sent twice" (a NULL or shared load id would make the latest load's rows look so).
     assert evaluations["id_unique_and_not_null"].event_specific_data.passed
+
+
+@pytest.mark.slow  # over 5 s: left out of the fast lane
+def test_many_colliding_fields_are_listed_bounded_with_their_count(
+    monkeypatch: pytest.MonkeyPatch, instance: DagsterInstance
+) -> None:
+    # 60 pairs of fields normalizing onto one column each (`F0` and `f0`, ...).
+    twins = {f"{letter}{n}": n for n in range(60) for letter in "Ff"}
+    api = RecordsApi([{"id": n, "customer_id": "c", "order_status": "s", **twins} for n in (1, 2)])
+    with serve_fake_api(api, monkeypatch):
+        result = materialize_all(instance)
+
+    (evaluation,) = [
+        e for e in result.get_asset_check_evaluations() if e.check_name == "field_names_distinct"
+    ]
+    description = evaluation.description or ""
+    # 50 named (display.LISTED_VALUES), the other 10 counted.
+    assert description.count("holds API field") == 50 and description.endswith("; and 10 more")
+    assert evaluation.metadata["collision_columns_count"].value == 60
+    assert len(evaluation.metadata["collision_columns"].value) == 50

@@ -14,6 +14,7 @@ from dagster import (
 )
 
 from fulfillment_assets import settings
+from fulfillment_assets.display import LISTED_VALUES, shown
 from fulfillment_assets.contract import RAW_ASSET_KEY
 from fulfillment_assets.quality.check_results import unjudgeable
 from fulfillment_assets.source.arrow import COLLISION_SUFFIX
@@ -46,13 +47,22 @@ def field_names_distinct(
     }
     if not collisions:
         return AssetCheckResult(passed=True, description="every field has a column of its own")
+    # An API may send thousands of such fields: at most LISTED_VALUES named, all counted.
+    names = sorted(collisions)[:LISTED_VALUES]
     lines = [
-        f"`{name}` holds {what}, beside `{name.partition(COLLISION_SUFFIX)[0]}`"
-        for name, what in sorted(collisions.items())
+        f"`{shown(name)}` holds {shown(collisions[name], 200)}, beside "
+        f"`{shown(name.partition(COLLISION_SUFFIX)[0])}`"
+        for name in names
     ]
+    description = "; ".join(lines)
+    if len(collisions) > LISTED_VALUES:
+        description += f"; and {len(collisions) - LISTED_VALUES} more"
     return AssetCheckResult(
         passed=False,
         severity=AssetCheckSeverity.WARN,
-        description="; ".join(lines),
-        metadata={"collision_columns": MetadataValue.json(sorted(collisions))},
+        description=description,
+        metadata={
+            "collision_columns": MetadataValue.json([shown(name) for name in names]),
+            "collision_columns_count": MetadataValue.int(len(collisions)),
+        },
     )

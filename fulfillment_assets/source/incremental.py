@@ -25,6 +25,7 @@ from dlt.common.storages.exceptions import CurrentLoadPackageStateNotAvailable
 from dlt.extract.items import DataItemWithMeta
 from dlt.extract.resource import DltResource
 
+from fulfillment_assets.display import shown_id
 from fulfillment_assets.settings import DELETED_AT, LOAD_ID
 from fulfillment_assets.source.chunks import WalkTracker
 from fulfillment_assets.source.completeness import WalkLedger
@@ -66,7 +67,7 @@ def _bad_cursor(batch: pa.Table, column: pa.ChunkedArray, field: str) -> Fulfill
     record_id = batch.column("id")[position].as_py() if "id" in batch.column_names else None
     value = column[position].as_py()
     return FulfillmentPageError(
-        f"record id {record_id}: {field} {str(value)[:40]!r} is not an ISO-8601 timestamp, so it "
+        f"record id {shown_id(record_id)!r}: {field} {str(value)[:40]!r} is not an ISO-8601 timestamp, so it "
         f"cannot be the incremental cursor; nothing was loaded. Fix the record in the API, or set "
         f"{CURSOR_FIELD_SETTING} to a timestamp field (or unset {UPDATED_SINCE_SETTING} for full "
         "syncs)"
