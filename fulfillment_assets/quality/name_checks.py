@@ -14,8 +14,8 @@ from dagster import (
 )
 
 from fulfillment_assets import settings
-from fulfillment_assets.display import LISTED_VALUES, shown
 from fulfillment_assets.contract import RAW_ASSET_KEY
+from fulfillment_assets.display import LISTED_VALUES, shown
 from fulfillment_assets.quality.check_results import unjudgeable
 from fulfillment_assets.source.arrow import COLLISION_SUFFIX
 from fulfillment_assets.warehouse.resource import Warehouse

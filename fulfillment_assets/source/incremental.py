@@ -67,8 +67,9 @@ def _bad_cursor(batch: pa.Table, column: pa.ChunkedArray, field: str) -> Fulfill
     record_id = batch.column("id")[position].as_py() if "id" in batch.column_names else None
     value = column[position].as_py()
     return FulfillmentPageError(
-        f"record id {shown_id(record_id)!r}: {field} {str(value)[:40]!r} is not an ISO-8601 timestamp, so it "
-        f"cannot be the incremental cursor; nothing was loaded. Fix the record in the API, or set "
+        f"record id {shown_id(record_id)!r}: {field} {str(value)[:40]!r} is not an ISO-8601 "
+        "timestamp, so it cannot be the incremental cursor; nothing was loaded. Fix the record in "
+        "the API, or set "
         f"{CURSOR_FIELD_SETTING} to a timestamp field (or unset {UPDATED_SINCE_SETTING} for full "
         "syncs)"
     )
