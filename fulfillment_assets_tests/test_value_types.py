@@ -83,6 +83,7 @@ TIMESTAMP_FORMS = {
 }
 
 
+@pytest.mark.every_destination
 def test_timestamps_in_every_iso_form_and_epoch_numbers_land_typed(
     fake_api: Callable[[Records], None], instance: DagsterInstance
 ) -> None:
