@@ -47,6 +47,7 @@ def loaded(demo_api: DemoApiServer, instance: DagsterInstance, isolated_environm
     ],
     ids=["with total", "without total", "with total, read ahead"],
 )
+@pytest.mark.every_destination
 def test_an_api_capping_pages_at_50_loads_every_record(
     options: dict[str, Any],
     demo_api: DemoApiServer,
@@ -73,6 +74,7 @@ def test_an_api_capping_pages_at_50_loads_every_record(
     ],
     ids=["under-reported", "over-reported"],
 )
+@pytest.mark.every_destination
 def test_a_total_that_lies_fails_naming_both_numbers_and_loads_nothing(
     reported: int,
     phrases: list[str],

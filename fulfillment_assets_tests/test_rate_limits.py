@@ -9,14 +9,17 @@ import math
 import threading
 import time
 from collections.abc import Iterator
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import requests
 from dagster import DagsterInstance
 
+from fulfillment_assets.source.pacing import RateLimitPacer, WaitTooLong, reset_in
 from fulfillment_assets_tests.helpers import (
     RAW_ONLY,
     TEST_API_KEY,
@@ -169,6 +172,35 @@ def test_a_rate_limit_longer_than_the_bound_fails_naming_the_wait_and_the_settin
     assert "rate limit exceeded" in message  # the API's own words
 
 
+def test_a_spent_limit_whose_reset_is_past_the_bound_fails_at_once_naming_the_wait(
+    rate_limited: Any, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An ordinary answer (200) saying no request is left until tomorrow: the run does not sleep
+    # a day (past every page deadline), it fails as a 429 asking for more than the bound does.
+    monkeypatch.setenv("SOURCES__FULFILLMENT__MAX_RETRY_WAIT", "5")
+    api = rate_limited("X-RateLimit-Reset")
+    page = api.answer
+
+    def spent_until_tomorrow(path: str) -> tuple[int, dict[str, str], bytes]:
+        status, headers, body = page(path)
+        return status, {**headers, "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "86400"}, body
+
+    api.answer = spent_until_tomorrow
+    started = time.monotonic()
+
+    result = materialize_all(instance, raise_on_error=False, selection=RAW_ONLY)
+
+    assert not result.success
+    assert time.monotonic() - started < 60  # failed, not waited for
+    message = failure_message(result)
+    assert TEST_API_KEY not in message
+    assert "X-RateLimit-Remaining: 0" in message
+    assert "asks to wait 86400.0 s (X-RateLimit-Reset: 86400)" in message
+    assert "longer than max_retry_wait 5 s" in message
+    assert "SOURCES__FULFILLMENT__MAX_RETRY_WAIT" in message
+    assert api.statuses == [200]  # nothing was sent into the spent limit
+
+
 def test_a_429_that_persists_fails_naming_the_wait_asked_and_both_settings(
     rate_limited: Any, instance: DagsterInstance
 ) -> None:
@@ -207,3 +239,57 @@ def test_an_error_envelope_shows_the_apis_words_masked(
     assert TEST_API_KEY not in message
     assert "the page at offset 0" in message
     assert "the API says: 'Not enough credits for ***\\x1b[0m'" in message
+
+
+def _answer(**headers: str) -> requests.Response:
+    response = requests.Response()
+    response.status_code = 200
+    response.headers.update(headers)
+    return response
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [
+        ("X-RateLimit-Reset", lambda now: "30"),
+        ("X-RateLimit-Reset", lambda now: str(now + 30)),
+        ("X-Rate-Limit-Reset", lambda now: str((now + 30) * 1000)),
+        ("RateLimit-Reset", lambda now: "30"),
+        ("RateLimit-Reset", lambda now: str(now + 30)),
+    ],
+    ids=["delta seconds", "epoch seconds", "epoch milliseconds", "IETF delta", "IETF as epoch"],
+)
+def test_a_reset_header_is_read_as_seconds_until_it_whatever_its_unit(
+    header: str, value: Any
+) -> None:
+    now = int(time.time())
+    wait = reset_in(_answer(**{header: value(now)}))
+
+    assert wait is not None and wait.header == header
+    assert 28.0 < wait.seconds <= 30.0  # a second may pass between `now` and the reading
+
+
+def test_an_epoch_reset_is_read_against_the_apis_own_clock() -> None:
+    # The API's clock an hour behind ours: its reset, 30 s after its `Date`, is 30 s away, not
+    # long past (read against our clock it would be no wait at all, and the run would hit 429s).
+    api_now = int(time.time()) - 3600
+    answer = _answer(**{"X-RateLimit-Reset": str(api_now + 30), "Date": formatdate(api_now)})
+
+    wait = reset_in(answer)
+
+    assert wait is not None and wait.seconds == 30.0
+
+
+def test_the_pacer_waits_for_a_near_reset_and_refuses_one_past_its_bound() -> None:
+    pacer = RateLimitPacer(max_wait=5)
+    pacer.before_send()
+    pacer.after_response(_answer(**{"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "0.3"}))
+    started = time.monotonic()
+    pacer.before_send()  # waits for the reset, 0.3 s
+    assert time.monotonic() - started >= 0.25
+
+    pacer.after_response(_answer(**{"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "86400"}))
+    with pytest.raises(WaitTooLong) as refused:
+        pacer.before_send()
+    assert refused.value.wait.seconds == 86400.0
+    assert refused.value.spent == "X-RateLimit-Remaining: 0"

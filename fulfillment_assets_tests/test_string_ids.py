@@ -171,3 +171,81 @@ def test_a_bad_id_type_setting_is_refused_naming_it(
 
     message = failure_message(result)
     assert "id_type is 'uuid'" in message and "SOURCES__FULFILLMENT__ID_TYPE" in message, message
+
+
+def _updated_at(data_dir: Path, order_id: str) -> str:
+    ((updated,),) = query(
+        data_dir,
+        "SELECT CAST(updated_at AS TEXT) FROM fulfillment.fulfillment_data WHERE id = %s",
+        order_id,
+    )
+    return str(updated)
+
+
+@pytest.mark.slow  # over 5 s: left out of the fast lane
+@pytest.mark.every_destination
+def test_an_older_version_of_a_text_id_after_a_newer_one_does_not_win(
+    text_ids: TextIdApi, instance: DagsterInstance, isolated_environment: Path
+) -> None:
+    assert materialize_all(instance).success
+    text_ids.update(3, version=5)
+    assert materialize_all(instance).success
+    newer = _updated_at(isolated_environment, "ord_000003")
+    assert newer.startswith("2026-11-01 05:00:03")
+
+    text_ids.update(3, version=1)  # a replica behind: the older version comes back
+    assert materialize_all(instance).success
+
+    assert _updated_at(isolated_environment, "ord_000003") == newer
+    assert query(
+        isolated_environment,
+        "SELECT count(*), count(DISTINCT id) FROM fulfillment.fulfillment_data",
+    ) == [(250, 250)]
+
+
+@pytest.mark.slow  # over 5 s: left out of the fast lane
+@pytest.mark.every_destination
+def test_id_type_text_set_loads_integer_looking_and_text_ids(
+    text_ids: TextIdApi,
+    instance: DagsterInstance,
+    isolated_environment: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SOURCES__FULFILLMENT__ID_TYPE", "text")
+    for number in range(1, 151):  # the first pages' ids are integers, the rest text
+        key = text_ids.order_id(number)
+        text_ids.orders[key] = {**text_ids.orders[key], "id": number}
+
+    assert materialize_all(instance).success
+
+    assert query(
+        isolated_environment,
+        "SELECT count(*), count(DISTINCT id) FROM fulfillment.fulfillment_data "
+        "WHERE id IN ('1', '150', 'ord_000151', 'ord_000250')",
+    ) == [(4, 4)]
+    assert query(isolated_environment, "SELECT count(*) FROM fulfillment.fulfillment_data") == [
+        (250,)
+    ]
+
+
+@pytest.mark.slow  # over 5 s: left out of the fast lane
+def test_an_id_type_contradicting_the_table_is_refused_naming_it_before_any_request(
+    text_ids: TextIdApi,
+    instance: DagsterInstance,
+    isolated_environment: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert materialize_all(instance).success  # the table's `id` is text
+    before = query(isolated_environment, "SELECT count(*) FROM fulfillment.fulfillment_data")
+    walks = len(text_ids.since_sent)
+    monkeypatch.setenv("SOURCES__FULFILLMENT__ID_TYPE", "bigint")
+
+    result = materialize_all(instance, raise_on_error=False)
+
+    assert not result.success
+    message = failure_message(result)
+    assert "SOURCES__FULFILLMENT__ID_TYPE is bigint, but the raw table's `id` is text" in message
+    assert len(text_ids.since_sent) == walks  # no page was asked for
+    assert (
+        query(isolated_environment, "SELECT count(*) FROM fulfillment.fulfillment_data") == before
+    )

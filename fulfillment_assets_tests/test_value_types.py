@@ -80,9 +80,12 @@ TIMESTAMP_FORMS = {
     "2026-10-31T18:00:00+0200": "2026-10-31 16:00:00",
     1793462400: "2026-10-31 16:00:00",  # epoch seconds
     1793462400000: "2026-10-31 16:00:00",  # epoch milliseconds
+    1793462400000000: "2026-10-31 16:00:00",  # epoch microseconds
+    1793462400000000000: "2026-10-31 16:00:00",  # epoch nanoseconds
 }
 
 
+@pytest.mark.every_destination
 def test_timestamps_in_every_iso_form_and_epoch_numbers_land_typed(
     fake_api: Callable[[Records], None], instance: DagsterInstance
 ) -> None:
@@ -103,7 +106,8 @@ def test_timestamps_in_every_iso_form_and_epoch_numbers_land_typed(
     )
     assert len(rows) == 160
     for row_id, created, updated in rows:
-        for stamp, form in ((created, forms[row_id % 8]), (updated, forms[(row_id + 3) % 8])):
+        pairs = ((created, forms[row_id % len(forms)]), (updated, forms[(row_id + 3) % len(forms)]))
+        for stamp, form in pairs:
             expected = dt.datetime.fromisoformat(TIMESTAMP_FORMS[form])
             assert dt.datetime.fromisoformat(stamp) == expected, (row_id, form)
     columns = {
@@ -135,6 +139,64 @@ def test_a_time_without_offset_is_read_in_the_configured_api_timezone(
         "strftime(updated_at AT TIME ZONE 'UTC', '%H:%M') FROM fulfillment.fulfillment_data",
     )
     assert (created, updated) == ("16:00", "12:00")  # EDT is UTC-4; an offset wins
+
+
+@pytest.mark.every_destination
+def test_values_that_are_no_timestamp_or_number_stay_in_variant_columns_named_by_a_check(
+    fake_api: Callable[[Records], None], instance: DagsterInstance
+) -> None:
+    orders = [_order(n) for n in range(1, 201)]
+    for order in orders[1::20]:
+        order["created_at"] = "next Tuesday"  # 10: text that is no timestamp
+    for order in orders[2::25]:
+        order["amount"] = "1,234.50"  # 8: a thousands separator
+    for order in orders[3::50]:
+        order["amount"] = "nan"  # 4
+    typed_sum = sum(order["amount"] for order in orders if isinstance(order["amount"], float))
+    fake_api(orders)
+
+    result = materialize_all(instance, raise_on_error=False)
+
+    assert result.success
+    ((created, created_text, amounts, amount_text),) = Warehouse().query(
+        "SELECT count(created_at), count(created_at__v_text), count(amount), "
+        "count(amount__v_text) FROM fulfillment.fulfillment_data"
+    )
+    assert (created, created_text, amounts, amount_text) == (190, 10, 188, 12)
+    check = _checks(result)["values_of_their_column_type"]
+    assert not check.passed and check.severity.value == "WARN"
+    assert "created_at: 10 values of type text kept in `created_at__v_text`" in check.description
+    assert "amount: 12 values of type text kept in `amount__v_text`" in check.description
+    ((total,),) = Warehouse().query(
+        "SELECT sum(amount_total) FROM fulfillment.orders_daily_summary"
+    )
+    assert total == pytest.approx(typed_sum)  # only the 12 amounts that are no number are left out
+
+
+@pytest.mark.slow  # over 5 s: left out of the fast lane
+def test_a_first_load_whose_first_record_has_the_odd_shape_types_the_column_by_most_values(
+    fake_api: Callable[[Records], None], instance: DagsterInstance
+) -> None:
+    orders = [_order(n, tags=["gift", "rush"]) for n in range(1, 301)]
+    for order in orders[::10]:
+        order["tags"] = "gift,rush"  # 30 of 300 as a comma string, record #0 among them
+    fake_api(orders)
+
+    result = materialize_all(instance, raise_on_error=False)
+
+    assert result.success
+    ((data_type,),) = Warehouse().query(
+        "SELECT data_type FROM information_schema.columns "
+        "WHERE table_schema = 'fulfillment' AND table_name = 'fulfillment_data' "
+        "AND column_name = 'tags'",
+    )
+    assert str(data_type) == "JSON"  # most of the first batch's values, not record #0's
+    ((lists, texts),) = Warehouse().query(
+        "SELECT count(tags), count(tags__v_text) FROM fulfillment.fulfillment_data"
+    )
+    assert (lists, texts) == (270, 30)
+    check = _checks(result)["values_of_their_column_type"]
+    assert "tags: 30 values of type text kept in `tags__v_text`" in check.description
 
 
 @pytest.mark.slow  # over 5 s: left out of the fast lane

@@ -346,7 +346,7 @@ def fulfillment(
                 walk.chunks += 1
                 return
             verdict = ledger.verdict()
-            if verdict.complete or number == max_walk_passes:
+            if not verdict.worth_another_pass or number == max_walk_passes:
                 walk.offset, walk.overlap, walk.done = paginator.current_value, 0, True
                 walk.ledger, walk.chunks = ledger.snapshot(), walk.chunks + 1
                 return

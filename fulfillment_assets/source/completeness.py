@@ -44,6 +44,14 @@ class WalkVerdict:
     # How many records the walk may have missed: the shortfall against `total`, or without it
     # the records received twice in the latest pass (each a sign of one shifted past).
     possibly_missing: int
+    # Without `total`: the latest pass ended at a tail that kept growing (`pages.py`).
+    tail_grew: bool = False
+
+    @property
+    def worth_another_pass(self) -> bool:
+        """Incomplete, and another pass could find what this one missed: a pass that only
+        chased a growing tail, receiving nothing twice, missed nothing that a pass could find."""
+        return not self.complete and not (self.tail_grew and not self.received_twice)
 
     def explain(self) -> str:
         """One sentence for the run's log and the check: what was measured, what it means."""
@@ -52,8 +60,16 @@ class WalkVerdict:
             measured = f"{seen} against a total of {self.total}"
         else:
             measured = f"{seen}, {self.received_twice} records received twice in the last pass"
+        if self.tail_grew:
+            measured += ", its end growing while it was walked (no total to end it)"
         if self.complete:
             return f"the walk is complete: {measured}"
+        if self.tail_grew and not self.possibly_missing:
+            return (
+                f"the walk cannot prove it received every record: {measured}; everything "
+                "received was loaded, no row was marked deleted (a listing without total that "
+                "grows while it is walked is never proven whole)"
+            )
         return (
             f"the walk may have missed up to {self.possibly_missing} records: {measured} (the "
             "listing moved while it was walked); everything received was loaded, no row was "
@@ -70,6 +86,7 @@ class WalkVerdict:
             "total_reported": self.total,
             "total_moved": self.total_moved,
             "records_possibly_missing": self.possibly_missing,
+            "tail_grew": self.tail_grew,
         }
 
     @classmethod
@@ -85,6 +102,7 @@ class WalkVerdict:
             total=state["total_reported"],
             total_moved=bool(state["total_moved"]),
             possibly_missing=int(state["records_possibly_missing"]),
+            tail_grew=bool(state.get("tail_grew", False)),
         )
 
 
@@ -108,6 +126,7 @@ class WalkLedger:
         self._smallest_total: int | None = None
         self._total_moved = False
         self._last_total: int | None = None
+        self._tail_grew = False
 
     def start_pass(self) -> None:
         self.passes += 1
@@ -117,6 +136,11 @@ class WalkLedger:
         self._received_twice = 0
         self._smallest_total = None
         self._last_total = None
+        self._tail_grew = False
+
+    def tail_grew(self) -> None:
+        """The pass ended at a tail that kept growing (no `total`): it proves nothing whole."""
+        self._tail_grew = True
 
     def snapshot(self) -> dict[str, Any]:
         """The counters a walk committed in chunks resumes with (`restore`); the ids it received
@@ -128,6 +152,7 @@ class WalkLedger:
             "smallest_total": self._smallest_total,
             "total_moved": self._total_moved,
             "last_total": self._last_total,
+            "tail_grew": self._tail_grew,
         }
 
     def restore(self, snapshot: dict[str, Any], ids: Iterable[Any]) -> None:
@@ -142,6 +167,7 @@ class WalkLedger:
         self._smallest_total = snapshot.get("smallest_total")
         self._total_moved = bool(snapshot.get("total_moved", False))
         self._last_total = snapshot.get("last_total")
+        self._tail_grew = bool(snapshot.get("tail_grew", False))
 
     def page(self, ids: list[Any], total: int | None, *, overlap: bool = False) -> None:
         """One page's ids (in order) and the `total` it reported. An `overlap` page is one a
@@ -177,7 +203,9 @@ class WalkLedger:
             complete = missing == 0
         else:
             # Without total: no shift seen, or a later pass found nothing new.
-            complete = self._received_twice == 0 or (self.passes > 1 and not self._pass_new_ids)
+            complete = not self._tail_grew and (
+                self._received_twice == 0 or (self.passes > 1 and not self._pass_new_ids)
+            )
             missing = 0 if complete else self._received_twice
         return WalkVerdict(
             complete=complete,
@@ -187,4 +215,5 @@ class WalkLedger:
             total=total,
             total_moved=self._total_moved,
             possibly_missing=missing,
+            tail_grew=self._tail_grew,
         )

@@ -9,11 +9,15 @@ the one `PageDeadlineAdapter` that holds it):
   the API's own `Date` header when the two clocks differ by more than 2 s;
 - `hold`: no request leaves before the announced wait is over, on any worker;
 - `observe`: when a `*-Remaining` header says no more requests are left than are already in
-  flight, the next requests wait for the reset, so the limit is met without a 429.
+  flight, the next requests wait for the reset, so the limit is met without a 429. A reset
+  further away than `max_wait` (the source's `max_retry_wait`) is not waited for: the next
+  request fails with `WaitTooLong` instead of sleeping past the page deadline (an API that says
+  `Remaining: 0` with a reset a day away); a walk that needs no further request is not failed.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
@@ -37,6 +41,14 @@ class AnnouncedWait:
 
     def __str__(self) -> str:
         return f"{self.seconds:.1f} s ({self.header}: {self.value[:40]})"
+
+
+class WaitTooLong(Exception):
+    """The API's limit is spent and its reset is further away than the pacer may wait."""
+
+    def __init__(self, wait: AnnouncedWait, spent: str, max_wait: float) -> None:
+        super().__init__(f"{spent}; the reset is {wait} away, over {max_wait:g} s")
+        self.wait, self.spent, self.max_wait = wait, spent, max_wait
 
 
 def _header(response: requests.Response, names: tuple[str, ...]) -> tuple[str, str] | None:
@@ -84,24 +96,36 @@ def announced_wait(response: requests.Response) -> AnnouncedWait | None:
     return reset_in(response)
 
 
-def remaining(response: requests.Response) -> int | None:
+def remaining_header(response: requests.Response) -> tuple[str, int] | None:
+    """The header that says how many requests are left, and the number."""
     found = _header(response, REMAINING_HEADERS)
     if found is None or not _NUMBER.match(found[1]):
         return None
-    return int(float(found[1]))
+    return found[0], int(float(found[1]))
+
+
+def remaining(response: requests.Response) -> int | None:
+    found = remaining_header(response)
+    return None if found is None else found[1]
 
 
 class RateLimitPacer:
     """The one gate every request of a source passes: holds sends while the API's limit is spent."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_wait: float = math.inf) -> None:
         self._lock = threading.Lock()
         self._resume_at = 0.0  # time.monotonic() before which no request leaves
         self._in_flight = 0
+        self.max_wait = max_wait  # the longest reset waited for; past it, `WaitTooLong`
+        # A reset past `max_wait`: the next request before it fails (not waited for).
+        self._refused: tuple[AnnouncedWait, str] | None = None
+        self._refused_until = 0.0
         self.waited_seconds = 0.0  # for messages and benchmarks
 
     def before_send(self) -> None:
         with self._lock:
+            if self._refused is not None and time.monotonic() < self._refused_until:
+                raise WaitTooLong(*self._refused, self.max_wait)
             delay = self._resume_at - time.monotonic()
             self._in_flight += 1
         if delay > 0:
@@ -113,13 +137,20 @@ class RateLimitPacer:
             others = self._in_flight
         if response is None or response.status_code == 429:
             return
-        left = remaining(response)
-        if left is None or left > others:
+        left = remaining_header(response)
+        if left is None or left[1] > others:
             return
         # The requests already in flight may spend what is left: the next wait for the reset.
         wait = reset_in(response)
-        if wait is not None and wait.seconds > 0:
-            self.hold(wait.seconds)
+        if wait is None or wait.seconds <= 0:
+            return
+        if wait.seconds > self.max_wait:
+            spent = f"{left[0]}: {left[1]}"
+            with self._lock:
+                self._refused = (wait, spent)
+                self._refused_until = time.monotonic() + wait.seconds
+            return
+        self.hold(wait.seconds)
 
     def hold(self, seconds: float) -> None:
         """No request leaves for `seconds` from now (on any worker)."""

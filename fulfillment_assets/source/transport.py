@@ -30,8 +30,13 @@ from fulfillment_assets.source.deadline import (
     PageDeadline,
     page_deadline,
 )
-from fulfillment_assets.source.http import api_origin, offset_in
-from fulfillment_assets.source.pacing import RateLimitPacer, announced_wait
+from fulfillment_assets.source.http import (
+    MAX_RETRY_WAIT_SETTING,
+    FulfillmentApiError,
+    api_origin,
+    offset_in,
+)
+from fulfillment_assets.source.pacing import RateLimitPacer, WaitTooLong, announced_wait
 from fulfillment_assets.source.progress import rate_limit_wait_line, retry_line
 
 # dlt's retrying client waits `backoff_factor * 2 ** (attempt - 1)` seconds between attempts
@@ -137,7 +142,7 @@ class PageDeadlineAdapter(HTTPAdapter):
         self.page_timeout = page_timeout
         self.where = where  # which page a URL asks for, in the API's shape
         self.max_retry_wait = max_retry_wait
-        self.pacer = pacer or RateLimitPacer()
+        self.pacer = pacer or RateLimitPacer(max_retry_wait)
         self.backoff_factor = backoff_factor
         # Per page, across dlt's retries of it (they send the same request again): the waits
         # for an announced rate limit, and the attempts that failed with what dlt retries.
@@ -204,7 +209,17 @@ class PageDeadlineAdapter(HTTPAdapter):
         retry_line(problem, where, _origin(request), attempt, settings.MAX_RETRIES, wait)
 
     def _paced_send(self, request: requests.PreparedRequest, **kwargs: Any) -> PageResponse:
-        self.pacer.before_send()
+        try:
+            self.pacer.before_send()
+        except WaitTooLong as too_long:
+            # As a 429 asking for more than the bound: fail now, not sleep past the deadline.
+            page = self.where(_url(request))
+            raise FulfillmentApiError(
+                f"the fulfillment API's rate limit is spent ({too_long.spent} on an earlier "
+                f"page) and it asks to wait {too_long.wait} before the page at {page} may be "
+                f"asked, longer than max_retry_wait {self.max_retry_wait:g} s: set "
+                f"{MAX_RETRY_WAIT_SETTING} above it to wait that long"
+            ) from None
         response: PageResponse | None = None
         try:
             response = self._send_within_deadline(request, **kwargs)
