@@ -62,6 +62,11 @@ MAX_RECORDS = 50_000_000
 # Passes over a listing that moved while it was walked (source/completeness.py), the first
 # included: a second pass finds what the first was shifted past; a third covers a busy spell.
 MAX_WALK_PASSES = 3
+# Without `total`, a listing that grows while it is walked has a tail the walk could chase for as
+# long as the shop sells (a few records a page). Pages of at most a quarter of the walk's largest,
+# this many one after another, end such a walk, unproven (source/pages.py); 0: only an empty page
+# ends it. A quarter, not "any short page": APIs that cap pages by bytes send pages of varying size.
+TAIL_CHASE_PAGES = 3
 # A full walk commits its records in chunks (source/chunks.py): a dlt load every CHUNK_PAGES pages
 # or CHUNK_SECONDS seconds, the first reached. The time bound is what protects a slow or
 # rate-limited API's walk (a commit every 5 minutes); the page bound is high enough that a fast

@@ -308,3 +308,53 @@ def test_a_busy_shop_without_total_loads_every_order_and_marks_none_deleted(
             if evaluation.check_name == "walk_complete"
         ]
         assert not check.passed and check.severity.value == "WARN"
+
+
+class PagesOfVaryingSize:
+    """2,000 orders, no `total`, a listing that stands still; each page holds as many records
+    as `sizes` says for its number (an API capping pages by bytes), whatever the limit asked."""
+
+    def __init__(self, sizes: list[int], records: int = 2000) -> None:
+        self.sizes, self.records = sizes, records
+        self.requests = 0
+
+    def page(self, offset: int, limit: int, params: dict[str, str]) -> dict:
+        size = min(limit, self.sizes[min(self.requests, len(self.sizes) - 1)])
+        self.requests += 1
+        ids = range(offset + 1, min(offset + size, self.records) + 1)
+        return {
+            "data": [
+                {"id": i, "customer_id": f"cus_{i % 97}", "order_status": "shipped", "amount": 1.0}
+                for i in ids
+            ]
+        }
+
+
+@pytest.mark.slow  # over 5 s: left out of the fast lane
+def test_pages_that_vary_in_size_without_total_end_no_walk_and_slivers_are_a_setting(
+    monkeypatch: pytest.MonkeyPatch, instance: DagsterInstance
+) -> None:
+    # Pages of 60 to 100 records (a byte cap): shorter than the largest, yet never a tail.
+    varying = PagesOfVaryingSize([100, 60, 85, 70, 95, 61, 77])
+    with serve_fake_api(varying, monkeypatch):
+        assert materialize_all(instance, selection=RAW_ONLY).success
+    assert _raw_counts() == (2000, 2000, 0)
+    assert _walk_metadata(instance)["walk_complete"] is True
+
+    # Pages of 20 after one of 100 look like a growing tail: the walk ends after three, says it
+    # cannot prove itself whole and names the setting; set to 0, only an empty page ends it.
+    slivers = PagesOfVaryingSize([100, 20])
+    with serve_fake_api(slivers, monkeypatch):
+        result = materialize_all(instance, selection=RAW_WITH_CHECKS)
+        assert result.success
+        walk = _walk_metadata(instance)
+        assert walk["walk_complete"] is False and walk["rows_marked_deleted"] == 0
+        assert "SOURCES__FULFILLMENT__TAIL_CHASE_PAGES" in walk["walk_summary"]
+        assert _raw_counts() == (2000, 2000, 0)  # the first walk's rows, none marked deleted
+
+        monkeypatch.setenv("SOURCES__FULFILLMENT__TAIL_CHASE_PAGES", "0")
+        slivers.requests = 0
+        assert materialize_all(instance, selection=RAW_ONLY).success
+        assert slivers.requests == 1 + 1900 // 20 + 1  # every page, then the empty one
+    assert _walk_metadata(instance)["walk_complete"] is True
+    assert _raw_counts() == (2000, 2000, 0)

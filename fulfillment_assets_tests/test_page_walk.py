@@ -100,6 +100,8 @@ def test_a_total_that_lies_fails_naming_both_numbers_and_loads_nothing(
         ("PAGE_LIMIT", "-5"),
         ("PAGE_CONCURRENCY", "0"),
         ("PAGE_CONCURRENCY", "-1"),
+        ("MAX_WALK_PASSES", "0"),
+        ("TAIL_CHASE_PAGES", "-1"),
         ("API_KEY", ""),
         ("API_KEY", "   "),
     ],

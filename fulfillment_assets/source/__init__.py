@@ -56,7 +56,7 @@ from fulfillment_assets.source.chunks import (
     WalkTracker,
 )
 from fulfillment_assets.source.collector import fewer_collections
-from fulfillment_assets.source.completeness import WalkLedger
+from fulfillment_assets.source.completeness import TAIL_CHASE_PAGES_SETTING, WalkLedger
 from fulfillment_assets.source.http import (
     API_KEY_SETTING,
     BASE_URL_SETTING,
@@ -213,6 +213,7 @@ def fulfillment(
     full_refresh: bool = False,
     api_timezone: str = "UTC",
     max_walk_passes: int = settings.MAX_WALK_PASSES,
+    tail_chase_pages: int = settings.TAIL_CHASE_PAGES,
     id_type: str | None = None,
     chunk_pages: int = settings.CHUNK_PAGES,
     chunk_seconds: float = settings.CHUNK_SECONDS,
@@ -249,6 +250,11 @@ def fulfillment(
             f"chunk_seconds is {chunk_seconds!r}, expected a number of seconds above 0: set "
             f"{CHUNK_SECONDS_SETTING}"
         )
+    if type(tail_chase_pages) is not int or tail_chase_pages < 0:
+        raise FulfillmentApiError(
+            f"tail_chase_pages is {tail_chase_pages!r}, expected a whole number of at least 0 "
+            f"(0: only an empty page ends a walk without total): set {TAIL_CHASE_PAGES_SETTING}"
+        )
     if id_type is not None and id_type not in settings.ID_TYPES:
         raise FulfillmentApiError(
             f"id_type is {id_type!r}, expected one of {', '.join(settings.ID_TYPES)} (or unset, "
@@ -283,7 +289,11 @@ def fulfillment(
     ledger = WalkLedger()
     paginator: Any = (
         FulfillmentPaginator(
-            int(shape.paginator.options["limit"]), max_records, ledger=ledger, shape=shape
+            int(shape.paginator.options["limit"]),
+            max_records,
+            ledger=ledger,
+            shape=shape,
+            tail_chase_pages=tail_chase_pages,
         )
         if by_offset
         else reference_walk(shape, max_records, ledger)
@@ -469,11 +479,20 @@ def describe_fulfillment() -> DltSource:
 
     No request is made and no secret is read; each run builds the source from configuration.
     """
-    # The shape too is the seed's here: a shape the configuration gets wrong fails the run that
-    # reads it (naming the setting), not the code location's load.
+    # Every setting the source checks is the default here, the shape the seed's: a setting the
+    # configuration gets wrong fails the run that reads it (naming the setting), not the code
+    # location's load.
     return fulfillment(
         base_url="https://fulfillment.invalid",
         api_key="resolved-at-run-time",
+        page_limit=settings.PAGE_LIMIT,
+        page_concurrency=settings.PAGE_CONCURRENCY,
+        max_walk_passes=settings.MAX_WALK_PASSES,
+        tail_chase_pages=settings.TAIL_CHASE_PAGES,
+        id_type=None,
+        chunk_pages=settings.CHUNK_PAGES,
+        chunk_seconds=settings.CHUNK_SECONDS,
+        api_timezone="UTC",
         endpoint=None,
         auth=None,
     )

@@ -27,6 +27,7 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 MAX_WALK_PASSES_SETTING = "SOURCES__FULFILLMENT__MAX_WALK_PASSES"
+TAIL_CHASE_PAGES_SETTING = "SOURCES__FULFILLMENT__TAIL_CHASE_PAGES"
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,9 @@ class WalkVerdict:
             return (
                 f"the walk cannot prove it received every record: {measured}; everything "
                 "received was loaded, no row was marked deleted (a listing without total that "
-                "grows while it is walked is never proven whole)"
+                "grows while it is walked is never proven whole). It ended after pages of a "
+                "few records one after another; if the API's pages vary that much in size, "
+                f"raise {TAIL_CHASE_PAGES_SETTING} (0: only an empty page ends a walk)"
             )
         return (
             f"the walk may have missed up to {self.possibly_missing} records: {measured} (the "

@@ -19,6 +19,7 @@ import orjson
 import requests
 from dlt.sources.helpers.rest_client.paginators import OffsetPaginator
 
+from fulfillment_assets import settings
 from fulfillment_assets.display import shown, shown_id
 from fulfillment_assets.masking import KeyMask
 from fulfillment_assets.source.api_message import the_api_says
@@ -235,10 +236,6 @@ class EmptyPageRecheck:
         return True
 
 
-# Pages shorter than the walk's largest, one after another, that end a walk without `total`.
-TAIL_CHASE_PAGES = 3
-
-
 class FulfillmentPaginator(OffsetPaginator):
     """Offset pages of `limit` that advance by the records received and end on an empty page.
 
@@ -258,6 +255,7 @@ class FulfillmentPaginator(OffsetPaginator):
         empty_page_wait: float = EMPTY_PAGE_WAIT_SECONDS,
         ledger: WalkLedger | None = None,
         shape: ApiShape | None = None,
+        tail_chase_pages: int = settings.TAIL_CHASE_PAGES,
     ) -> None:
         options = shape.paginator.options if shape is not None else {}
         # The total is read here (`shape.total_records`), where a lying one is judged.
@@ -279,7 +277,8 @@ class FulfillmentPaginator(OffsetPaginator):
         self.progress = PageProgress()
         self._largest_page = 0
         self._last_received = 0
-        self._short_in_a_row = 0  # pages shorter than the walk's largest, one after another
+        self.tail_chase_pages = tail_chase_pages
+        self._slivers_in_a_row = 0  # pages of at most a quarter of the largest, one after another
         # A walk in chunks (`chunks.py`): the current chunk's budget, whether it ended the pass
         # early, and what a resumed pass starts with.
         self.budget: ChunkBudget | None = None
@@ -310,7 +309,7 @@ class FulfillmentPaginator(OffsetPaginator):
             "first_total": self._first_total,
             "largest_page": self._largest_page,
             "last_received": self._last_received,
-            "short_in_a_row": self._short_in_a_row,
+            "slivers_in_a_row": self._slivers_in_a_row,
             "pages": self.progress.pages,
         }
 
@@ -322,7 +321,7 @@ class FulfillmentPaginator(OffsetPaginator):
         self.progress = PageProgress(pages=int(resumed.get("pages", 0)), offset=self.initial_value)
         self._largest_page = int(resumed.get("largest_page", 0))
         self._last_received = int(resumed.get("last_received", 0))
-        self._short_in_a_row = int(resumed.get("short_in_a_row", 0))
+        self._slivers_in_a_row = int(resumed.get("slivers_in_a_row", 0))
         self.recheck.asked = 0
         self.chunk_ended = False
         super().init_request(request)
@@ -350,7 +349,8 @@ class FulfillmentPaginator(OffsetPaginator):
             self._has_next_page = True  # the same offset again
             return
         short_page = 0 < received < self._largest_page
-        self._short_in_a_row = self._short_in_a_row + 1 if short_page else 0
+        sliver = 0 < received <= self._largest_page // 4
+        self._slivers_in_a_row = self._slivers_in_a_row + 1 if sliver else 0
         self._last_received = received
         self._largest_page = max(self._largest_page, received)
         if total is not None:
@@ -368,10 +368,10 @@ class FulfillmentPaginator(OffsetPaginator):
             # it. Waiting for an empty page would chase the orders created while it walks (each
             # page a few), for as long as the shop sells; the next run loads those.
             self._has_next_page = False
-        elif short_page and total is None and self._short_in_a_row >= TAIL_CHASE_PAGES:
+        elif total is None and 0 < self.tail_chase_pages <= self._slivers_in_a_row:
             # Without a total: a listing that stands still has one short page, then the empty
-            # one; short pages one after another are a tail growing while it is walked (a
-            # newest-first shop selling pushes its oldest orders there, a page at a time). The
+            # one; slivers one after another are a tail growing while it is walked (a
+            # newest-first shop selling pushes its oldest orders there, a few a page). The
             # walk ends here rather than chase it for as long as the shop sells; the ledger
             # hears of it, so the walk is not proven complete and marks no deletes.
             self._has_next_page = False
