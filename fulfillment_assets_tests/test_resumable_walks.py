@@ -222,3 +222,41 @@ def test_an_incremental_first_walk_in_chunks_sets_the_cursor_to_the_whole_walks_
     chunked.clear_requests()
     assert materialize_all(instance, selection=RAW_ONLY).success
     assert _raw_metadata(instance)["sync_mode"] == "incremental"
+
+
+@pytest.mark.slow  # over 5 s: left out of the fast lane
+@pytest.mark.parametrize("dropped_by", ["max_walk_age", "resume_false"])
+def test_a_dropped_partial_walk_is_followed_by_a_full_walk_not_by_its_cursor(
+    dropped_by: str,
+    chunked: DemoApiServer,
+    instance: DagsterInstance,
+    isolated_environment: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # dlt stores the incremental cursor with every committed chunk: the partial walk's two
+    # chunks leave a cursor as new as the records they received. An incremental run from it
+    # would never load the records the walk did not reach.
+    monkeypatch.setenv("SOURCES__FULFILLMENT__UPDATED_SINCE_PARAM", "updated_since")
+    chunked.configure(fail_status=500, fail_offsets={700})
+    assert not materialize_all(instance, raise_on_error=False, selection=RAW_ONLY).success
+    assert query(isolated_environment, "SELECT count(*) FROM fulfillment.fulfillment_data") == [
+        (600,)
+    ]
+    chunked.configure(fail_status=None, fail_offsets=None)
+    chunked.clear_requests()
+    if dropped_by == "max_walk_age":
+        monkeypatch.setenv("SOURCES__FULFILLMENT__MAX_WALK_AGE_HOURS", "0.000001")
+        run_config = None
+    else:
+        run_config = RunConfig(ops={"fulfillment_ingest": IngestConfig(resume=False)})
+
+    after = materialize_all(instance, selection=RAW_ONLY, run_config=run_config)
+
+    assert after.success
+    assert _raw_metadata(instance)["sync_mode"] == "full"
+    assert min(requested_offsets(chunked)) == 0
+    assert table_snapshot(isolated_environment) == api_rows(chunked)
+    # The new walk set the cursor: the run after it is incremental again.
+    assert materialize_all(instance, selection=RAW_ONLY).success
+    assert _raw_metadata(instance)["sync_mode"] == "incremental"
+    assert table_snapshot(isolated_environment) == api_rows(chunked)

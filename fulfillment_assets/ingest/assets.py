@@ -42,6 +42,7 @@ from fulfillment_assets.ingest.sync_metadata import (
 from fulfillment_assets.ingest.versions import keep_newest, record_load, staged_table
 from fulfillment_assets.ingest.walks import (
     commit_chunk,
+    cursor_untrusted,
     discard,
     max_walk_age_hours,
     unfinished_walk,
@@ -255,11 +256,11 @@ def _load(
 ) -> Iterator[Any]:
     build = partial(
         _configured_source,
-        full_refresh=config.full_refresh,
         # PostgreSQL stores no NUL character in text or JSON: such a page fails by name.
         text_without_nul=warehouse.destination_name() in NUL_REFUSING_DESTINATIONS,
     )
-    build(walk_resume=None)  # a missing setting fails here, before any wait for the pipeline
+    # A missing setting fails here, before any wait for the pipeline.
+    build(full_refresh=config.full_refresh, walk_resume=None)
     with warehouse.loading_pipeline(context.log) as pipeline:
         walk = unfinished_walk(
             warehouse,
@@ -267,9 +268,14 @@ def _load(
             max_age_hours=max_walk_age_hours(),
             log=context.log,
         )
+        # A dropped walk's chunks moved the incremental cursor: this walk is full, and sets it.
+        full_refresh = config.full_refresh or (walk is None and cursor_untrusted(warehouse))
         committed = walk  # as the destination keeps it: what a later run resumes
         while True:
-            source = build(walk_resume=walk_resume(warehouse, walk) if walk else None)
+            source = build(
+                full_refresh=full_refresh,
+                walk_resume=walk_resume(warehouse, walk) if walk else None,
+            )
             keep_newest(source, warehouse)
             try:
                 results = list(

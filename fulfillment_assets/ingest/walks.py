@@ -76,14 +76,42 @@ def unfinished_walk(
             f"started {walk.age_hours():.0f} h ago, more than {MAX_WALK_AGE_SETTING}="
             f"{max_age_hours:g}: the listing has moved too much to trust"
         )
+    elif walk.dropped:
+        log.warning(
+            f"{walk.describe()} was dropped unfinished by an earlier run; a new full walk starts "
+            "from offset 0"
+        )
+        return None
     if reason is not None:
         log.warning(f"{walk.describe()} {reason}; a new full walk starts from offset 0")
-        discard(warehouse)
+        if walk.done:
+            discard(warehouse)
+        else:
+            drop(warehouse, walk)
         return None
     walk.runs += 1
     walk.resumed_from = max(walk.offset - walk.overlap, 0)
     log.info(f"resuming {walk.describe()}")
     return walk
+
+
+def drop(warehouse: Warehouse, walk: WalkPosition) -> None:
+    """Forgets an unfinished walk's ids but keeps its row, marked dropped, until a new walk
+    commits a chunk or completes. dlt stored the incremental cursor with each of its chunks (as
+    new as the records they received): an incremental run from it would never load the records
+    the walk did not reach, so every run walks in full while the row says so
+    (`cursor_untrusted`), a run killed before its first chunk's commit included."""
+    walk.dropped = True
+    warehouse.execute(
+        f"DELETE FROM {WALK_IDS}",
+        f"UPDATE {WALKS} SET position = {literal(json.dumps(walk.as_dict()))}",
+    )
+
+
+def cursor_untrusted(warehouse: Warehouse) -> bool:
+    """Whether dlt's incremental cursor may have been moved by a walk that never completed:
+    the destination holds an unfinished walk this run does not resume (a dropped one)."""
+    return walk_in_progress(warehouse) is not None
 
 
 def walk_resume(warehouse: Warehouse, walk: WalkPosition) -> dict[str, Any]:
