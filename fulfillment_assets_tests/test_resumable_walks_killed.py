@@ -70,8 +70,15 @@ def _position(data_dir: Path) -> dict:
     return json.loads(position)
 
 
-def _kill_past(data_dir: Path, dagster_home: Path, demo_api: DemoApiServer, share: float) -> dict:
-    """Starts a run and SIGKILLs it once its walk asks for the page at `share` of the records.
+def _kill_past(
+    data_dir: Path,
+    dagster_home: Path,
+    demo_api: DemoApiServer,
+    share: float,
+    signal_number: int = signal.SIGKILL,
+) -> dict:
+    """Starts a run and kills it (SIGKILL to its process group, or `signal_number`) once its walk
+    asks for the page at `share` of the records.
 
     Chunks run one after the other and nothing is fetched past a chunk's end: a page of a chunk
     asked means every chunk before it is committed."""
@@ -88,10 +95,13 @@ def _kill_past(data_dir: Path, dagster_home: Path, demo_api: DemoApiServer, shar
             poll=0.01,
         )
         assert run.poll() is None, "the run ended before it could be killed"
-        os.killpg(run.pid, signal.SIGKILL)
+        os.killpg(run.pid, signal_number)
+        run.wait(timeout=60)
     finally:
-        run.wait(timeout=30)
-    assert run.returncode == -signal.SIGKILL
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait(timeout=30)
+    assert run.returncode == -signal.SIGKILL if signal_number == signal.SIGKILL else run.returncode
     position = _position(data_dir)
     # The chunk before the one asked for is committed (a resumed walk's chunks start a page early).
     assert position["offset"] > at - CHUNK_PAGES * settings.PAGE_LIMIT
@@ -169,3 +179,33 @@ def test_a_walk_killed_twice_completes_on_the_third_run(
     sync = _resumed_metadata(dagster_home)
     assert sync["walk_runs"] == 3 and sync["walk_complete"] is True
     assert sync["walk_records"] == RECORDS
+
+
+def test_a_sigtermed_walk_says_where_it_stands_and_the_next_run_resumes_there(
+    demo_api: DemoApiServer, dagster_home: Path, isolated_environment: Path
+) -> None:
+    # SIGTERM to the run's process group, as a deploy or `docker stop` sends it: Dagster raises
+    # its interruption (a BaseException) inside the walk.
+    demo_api.configure(DemoApiOptions(records=RECORDS, api_key=TEST_API_KEY))
+    position = _kill_past(isolated_environment, dagster_home, demo_api, 0.6, signal.SIGTERM)
+
+    assert position["offset"] % (CHUNK_PAGES * settings.PAGE_LIMIT) == 0
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        records = instance.fetch_observations(RAW_ASSET_KEY, limit=1).records
+        assert instance.get_latest_materialization_event(RAW_ASSET_KEY) is None
+    (observed,) = [
+        {k: v.value for k, v in record.asset_observation.metadata.items()}
+        for record in records
+        if record.asset_observation
+    ]
+    assert observed["walk_status"] == "partial"
+    assert observed["walk_records"] == position["records"] == position["offset"]
+    demo_api.clear_requests()
+
+    _run(dagster_home)
+
+    offsets = sorted(requested_offsets(demo_api))
+    resumed_at = position["offset"] - settings.PAGE_LIMIT
+    assert offsets == [*range(resumed_at, RECORDS + 1, settings.PAGE_LIMIT)]
+    assert table_snapshot(isolated_environment) == api_rows(demo_api)
+    assert _resumed_metadata(dagster_home)["walk_runs"] == 2

@@ -287,8 +287,10 @@ def _load(
                         loader_file_format=_loader_file_format(pipeline),
                     )
                 )
-            except Exception:
-                if committed is not None:  # chunks of it are loaded: the asset page says so
+            except BaseException:
+                # A failure, or Dagster's interruption (SIGTERM: DagsterExecutionInterruptedError
+                # is a BaseException): chunks of the walk are loaded, the asset page says so.
+                if committed is not None:
                     observation = partial_walk_observation(committed)
                     context.log.warning(str(observation.metadata["walk_summary"].value))
                     yield observation
