@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -25,7 +26,7 @@ from fulfillment_assets_tests.helpers import (
     requested_offsets,
     table_snapshot,
 )
-from fulfillment_assets_tests.served.cli import BIN_DIR, wait_for
+from fulfillment_assets_tests.served.cli import BIN_DIR, SHIPPED_DAGSTER_YAML, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -209,3 +210,28 @@ def test_a_sigtermed_walk_says_where_it_stands_and_the_next_run_resumes_there(
     assert offsets == [*range(resumed_at, RECORDS + 1, settings.PAGE_LIMIT)]
     assert table_snapshot(isolated_environment) == api_rows(demo_api)
     assert _resumed_metadata(dagster_home)["walk_runs"] == 2
+
+
+@pytest.mark.every_destination
+def test_a_killed_walk_resumes_on_a_new_machine_from_what_the_destination_keeps(
+    demo_api: DemoApiServer, dagster_home: Path, isolated_environment: Path, tmp_path: Path
+) -> None:
+    demo_api.configure(DemoApiOptions(records=RECORDS, api_key=TEST_API_KEY))
+    position = _kill_past(isolated_environment, dagster_home, demo_api, 0.6)
+    # A new machine: no Dagster instance of the killed run, no dlt working dir; only the
+    # destination (the DuckDB file, or the PostgreSQL database) is what it was.
+    shutil.rmtree(settings.pipelines_dir())
+    new_home = tmp_path / "new_machine_dagster_home"
+    new_home.mkdir()
+    shutil.copy(SHIPPED_DAGSTER_YAML, new_home / "dagster.yaml")
+    demo_api.clear_requests()
+
+    _run(new_home)
+
+    offsets = sorted(requested_offsets(demo_api))
+    resumed_at = position["offset"] - settings.PAGE_LIMIT
+    assert offsets == [*range(resumed_at, RECORDS + 1, settings.PAGE_LIMIT)]
+    assert table_snapshot(isolated_environment) == api_rows(demo_api)
+    sync = _resumed_metadata(new_home)
+    assert sync["walk_runs"] == 2 and sync["walk_resumed_from_offset"] == resumed_at
+    assert sync["walk_records"] == RECORDS and sync["walk_complete"] is True
