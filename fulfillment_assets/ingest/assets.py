@@ -44,6 +44,8 @@ from fulfillment_assets.ingest.walks import (
     commit_chunk,
     cursor_untrusted,
     discard,
+    ids_of_chunk,
+    ids_of_walk,
     max_walk_age_hours,
     unfinished_walk,
     walk_resume,
@@ -271,10 +273,13 @@ def _load(
         # A dropped walk's chunks moved the incremental cursor: this walk is full, and sets it.
         full_refresh = config.full_refresh or (walk is None and cursor_untrusted(warehouse))
         committed = walk  # as the destination keeps it: what a later run resumes
+        # The walk's ids so far, kept across this run's chunks: read from the destination only
+        # when resuming, then each chunk's added (re-reading them all per chunk grows with it).
+        seen_ids: set[Any] = ids_of_walk(warehouse, walk) if walk else set()
         while True:
             source = build(
                 full_refresh=full_refresh,
-                walk_resume=walk_resume(warehouse, walk) if walk else None,
+                walk_resume=walk_resume(walk, seen_ids) if walk else None,
             )
             keep_newest(source, warehouse)
             try:
@@ -297,6 +302,10 @@ def _load(
                 raise
             position = chunk_loaded(context, pipeline, warehouse)
             if position is not None and not position.done:
+                if position.load_ids:
+                    seen_ids.update(
+                        ids_of_chunk(warehouse, position.load_ids[-1], staged_table(pipeline))
+                    )
                 # The next chunk goes on right where this one ended: the overlap is for a run
                 # that resumes the walk later, when the listing may have moved.
                 committed, walk = position, dataclasses.replace(position, overlap=0)

@@ -114,10 +114,21 @@ def cursor_untrusted(warehouse: Warehouse) -> bool:
     return walk_in_progress(warehouse) is not None
 
 
-def walk_resume(warehouse: Warehouse, walk: WalkPosition) -> dict[str, Any]:
+def walk_resume(walk: WalkPosition, seen_ids: set[Any]) -> dict[str, Any]:
     """The source's `walk_resume`: the position, and every id the walk received before."""
-    rows = warehouse.query(returned_ids(walk.walk_id))
-    return {**walk.as_dict(), "seen_ids": [row_id for (row_id,) in rows]}
+    return {**walk.as_dict(), "seen_ids": seen_ids}
+
+
+def ids_of_walk(warehouse: Warehouse, walk: WalkPosition) -> set[Any]:
+    """Every id the walk received over its committed chunks, as the destination keeps them: read
+    once, by a run that resumes the walk (within a run, `ids_of_chunk` adds each chunk's)."""
+    return {row_id for (row_id,) in warehouse.query(returned_ids(walk.walk_id))}
+
+
+def ids_of_chunk(warehouse: Warehouse, load_id: str, staged_table: str) -> list[Any]:
+    """The ids the chunk just loaded received, as `commit_chunk` copied them."""
+    rows = warehouse.query(f"SELECT id FROM {staged_table} WHERE _dlt_load_id = {literal(load_id)}")
+    return [row_id for (row_id,) in rows]
 
 
 def commit_chunk(warehouse: Warehouse, walk: WalkPosition, load_id: str, staged_table: str) -> None:
