@@ -260,3 +260,59 @@ def test_a_dropped_partial_walk_is_followed_by_a_full_walk_not_by_its_cursor(
     assert materialize_all(instance, selection=RAW_ONLY).success
     assert _raw_metadata(instance)["sync_mode"] == "incremental"
     assert table_snapshot(isolated_environment) == api_rows(chunked)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("CHUNK_PAGES", "0"),
+        ("CHUNK_PAGES", "-3"),
+        ("CHUNK_SECONDS", "0"),
+        ("CHUNK_SECONDS", "-1.5"),
+        ("MAX_WALK_AGE_HOURS", "0"),
+        ("MAX_WALK_AGE_HOURS", "-2"),
+        ("MAX_WALK_AGE_HOURS", "a week"),
+    ],
+)
+def test_bad_chunk_and_walk_age_settings_are_refused_naming_the_setting(
+    setting: str,
+    value: str,
+    demo_api: DemoApiServer,
+    instance: DagsterInstance,
+    isolated_environment: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(f"SOURCES__FULFILLMENT__{setting}", value)
+
+    result = materialize_all(instance, raise_on_error=False, selection=RAW_ONLY)
+
+    assert not result.success
+    assert f"SOURCES__FULFILLMENT__{setting}" in failure_message(result)
+    assert demo_api.requests == []
+
+
+@pytest.mark.slow  # over 5 s: left out of the fast lane
+def test_a_slow_api_is_walked_in_chunks_of_chunk_seconds(
+    chunked: DemoApiServer,
+    instance: DagsterInstance,
+    isolated_environment: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # One page at a time, 150 ms each: the time bound, not the pages (the default 20,000),
+    # ends each chunk after ~4 pages.
+    monkeypatch.setenv("SOURCES__FULFILLMENT__CHUNK_PAGES", "20000")
+    monkeypatch.setenv("SOURCES__FULFILLMENT__CHUNK_SECONDS", "0.5")
+    monkeypatch.setenv("SOURCES__FULFILLMENT__PAGE_CONCURRENCY", "1")
+    chunked.configure(latency_ms=150)
+
+    assert materialize_all(instance, selection=RAW_ONLY).success
+
+    sync = _raw_metadata(instance)
+    pages = RECORDS // 100 + 2  # 13 pages of records and the empty one
+    assert 2 <= sync["walk_chunks"] < pages
+    assert sync["walk_status"] == "complete" and sync["walk_complete"] is True
+    loads = query(isolated_environment, "SELECT count(*) FROM fulfillment._dlt_loads")
+    assert loads == [(sync["walk_chunks"],)]
+    assert table_snapshot(isolated_environment) == api_rows(chunked)
+    offsets = requested_offsets(chunked)
+    assert sorted(offsets) == list(range(0, RECORDS + 1, 100)) + [RECORDS]

@@ -476,4 +476,7 @@ def describe_fulfillment() -> DltSource:
         api_key="resolved-at-run-time",
         endpoint=None,
         auth=None,
+        # Read by each run, which refuses a bad value by name; never by the code location's load.
+        chunk_pages=settings.CHUNK_PAGES,
+        chunk_seconds=settings.CHUNK_SECONDS,
     )
