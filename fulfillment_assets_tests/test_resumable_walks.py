@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dagster import AssetSelection, DagsterInstance, RunConfig
+from dagster import AssetSelection, DagsterInstance, RunConfig, RunRequest, build_sensor_context
 
+from fulfillment_assets.automation.freshness import fulfillment_freshness_sensor
 from fulfillment_assets.contract import RAW_ASSET_KEY, VALIDATED_KEY
+from fulfillment_assets.definitions import defs
 from fulfillment_assets.demo_api import DemoApiServer
 from fulfillment_assets.ingest.sync_metadata import IngestConfig
 from fulfillment_assets.ingest.walks import WALK_IDS, WALKS
@@ -130,6 +132,9 @@ def test_a_failed_chunk_keeps_the_position_says_so_and_the_next_run_resumes_ther
     assert observed["walk_status"] == "partial" and observed["walk_records"] == 600
     assert "resumes it at offset 500" in observed["walk_summary"]
     assert instance.get_latest_materialization_event(RAW_ASSET_KEY) is None
+    tick = fulfillment_freshness_sensor(build_sensor_context(instance=instance, definitions=defs))
+    assert isinstance(tick, RunRequest)
+    assert tick.tags["fulfillment/reason"] == "the raw table has never been loaded"
     # The check and the models built meanwhile say that the walk is still going.
     checks = materialize_all(
         instance,
