@@ -1,7 +1,8 @@
 """Two versions of the package, interleaved on one machine: is a change within noise?
 
     .venv/bin/python benchmarks/before_after.py --before 518865b [--after HEAD] \
-        --cases 1000000@0 100000@20 --repeats 3 [--minimal]
+        --cases 1000000@0 100000@20 --repeats 3 [--minimal] \
+        [--before-env NAME=VALUE ...] [--after-env NAME=VALUE ...]
 
 For each case (records @ ms of API latency) one demo API serves both versions; the project's
 raw-table load runs before, after, before, after, ... (`contenders.py project`, a fresh process
@@ -53,6 +54,14 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=2400)
     parser.add_argument("--max-rss-mb", type=float, default=10_000)
     parser.add_argument("--minimal", action="store_true", help="run the minimal loader too")
+    for side in ("before", "after"):
+        parser.add_argument(
+            f"--{side}-env",
+            nargs="*",
+            default=[],
+            metavar="NAME=VALUE",
+            help=f"settings of the {side} runs only, e.g. SOURCES__FULFILLMENT__CHUNK_PAGES=5000",
+        )
     args = parser.parse_args()
     base = os.environ | {KEY_ENV: secrets.token_urlsafe(24), "RUNTIME__DLTHUB_TELEMETRY": "false"}
     base = {k: v for k, v in base.items() if not k.startswith(("SOURCES__", "DESTINATION__"))}
@@ -60,8 +69,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="before_after_") as tmp:
         work = Path(tmp)
         envs = {
-            name: base | {"PYTHONPATH": str(code_at(ref, work))}
-            for name, ref in (("before", args.before), ("after", args.after))
+            name: base
+            | {"PYTHONPATH": str(code_at(ref, work))}
+            | dict(setting.split("=", 1) for setting in settings)
+            for name, ref, settings in (
+                ("before", args.before, args.before_env),
+                ("after", args.after, args.after_env),
+            )
         }
         for case in args.cases:
             records, latency = int(case.split("@")[0]), float(case.split("@")[1])
@@ -87,7 +101,10 @@ def main() -> None:
                 row += f" {best['minimal'] / best['after']:.2f} |"
             rows.append(row)
             print(rows[-1], flush=True)
-    print(f"\nbefore: {args.before}, after: {args.after}, {args.repeats} runs each, interleaved")
+    print(
+        f"\nbefore: {args.before} {' '.join(args.before_env)}, after: {args.after} "
+        f"{' '.join(args.after_env)}, {args.repeats} runs each, interleaved"
+    )
     header = "| records @ API latency | before: best (median) s | after: best (median) s |"
     header += " minimal: best (median) s |" if args.minimal else ""
     header += " after / before |"

@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dagster import AssetSelection, DagsterInstance, RunConfig
+from dagster import AssetSelection, DagsterInstance, RunConfig, RunRequest, build_sensor_context
 
+from fulfillment_assets.automation.freshness import fulfillment_freshness_sensor
 from fulfillment_assets.contract import RAW_ASSET_KEY, VALIDATED_KEY
+from fulfillment_assets.definitions import defs
 from fulfillment_assets.demo_api import DemoApiServer
 from fulfillment_assets.ingest.sync_metadata import IngestConfig
 from fulfillment_assets.ingest.walks import WALK_IDS, WALKS
@@ -130,6 +132,9 @@ def test_a_failed_chunk_keeps_the_position_says_so_and_the_next_run_resumes_ther
     assert observed["walk_status"] == "partial" and observed["walk_records"] == 600
     assert "resumes it at offset 500" in observed["walk_summary"]
     assert instance.get_latest_materialization_event(RAW_ASSET_KEY) is None
+    tick = fulfillment_freshness_sensor(build_sensor_context(instance=instance, definitions=defs))
+    assert isinstance(tick, RunRequest)
+    assert tick.tags["fulfillment/reason"] == "the raw table has never been loaded"
     # The check and the models built meanwhile say that the walk is still going.
     checks = materialize_all(
         instance,
@@ -222,3 +227,97 @@ def test_an_incremental_first_walk_in_chunks_sets_the_cursor_to_the_whole_walks_
     chunked.clear_requests()
     assert materialize_all(instance, selection=RAW_ONLY).success
     assert _raw_metadata(instance)["sync_mode"] == "incremental"
+
+
+@pytest.mark.slow  # over 5 s: left out of the fast lane
+@pytest.mark.parametrize("dropped_by", ["max_walk_age", "resume_false"])
+def test_a_dropped_partial_walk_is_followed_by_a_full_walk_not_by_its_cursor(
+    dropped_by: str,
+    chunked: DemoApiServer,
+    instance: DagsterInstance,
+    isolated_environment: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # dlt stores the incremental cursor with every committed chunk: the partial walk's two
+    # chunks leave a cursor as new as the records they received. An incremental run from it
+    # would never load the records the walk did not reach.
+    monkeypatch.setenv("SOURCES__FULFILLMENT__UPDATED_SINCE_PARAM", "updated_since")
+    chunked.configure(fail_status=500, fail_offsets={700})
+    assert not materialize_all(instance, raise_on_error=False, selection=RAW_ONLY).success
+    assert query(isolated_environment, "SELECT count(*) FROM fulfillment.fulfillment_data") == [
+        (600,)
+    ]
+    chunked.configure(fail_status=None, fail_offsets=None)
+    chunked.clear_requests()
+    if dropped_by == "max_walk_age":
+        monkeypatch.setenv("SOURCES__FULFILLMENT__MAX_WALK_AGE_HOURS", "0.000001")
+        run_config = None
+    else:
+        run_config = RunConfig(ops={"fulfillment_ingest": IngestConfig(resume=False)})
+
+    after = materialize_all(instance, selection=RAW_ONLY, run_config=run_config)
+
+    assert after.success
+    assert _raw_metadata(instance)["sync_mode"] == "full"
+    assert min(requested_offsets(chunked)) == 0
+    assert table_snapshot(isolated_environment) == api_rows(chunked)
+    # The new walk set the cursor: the run after it is incremental again.
+    assert materialize_all(instance, selection=RAW_ONLY).success
+    assert _raw_metadata(instance)["sync_mode"] == "incremental"
+    assert table_snapshot(isolated_environment) == api_rows(chunked)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("CHUNK_PAGES", "0"),
+        ("CHUNK_PAGES", "-3"),
+        ("CHUNK_SECONDS", "0"),
+        ("CHUNK_SECONDS", "-1.5"),
+        ("MAX_WALK_AGE_HOURS", "0"),
+        ("MAX_WALK_AGE_HOURS", "-2"),
+        ("MAX_WALK_AGE_HOURS", "a week"),
+    ],
+)
+def test_bad_chunk_and_walk_age_settings_are_refused_naming_the_setting(
+    setting: str,
+    value: str,
+    demo_api: DemoApiServer,
+    instance: DagsterInstance,
+    isolated_environment: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(f"SOURCES__FULFILLMENT__{setting}", value)
+
+    result = materialize_all(instance, raise_on_error=False, selection=RAW_ONLY)
+
+    assert not result.success
+    assert f"SOURCES__FULFILLMENT__{setting}" in failure_message(result)
+    assert demo_api.requests == []
+
+
+@pytest.mark.slow  # over 5 s: left out of the fast lane
+def test_a_slow_api_is_walked_in_chunks_of_chunk_seconds(
+    chunked: DemoApiServer,
+    instance: DagsterInstance,
+    isolated_environment: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # One page at a time, 150 ms each: the time bound, not the pages (the default 20,000),
+    # ends each chunk after ~4 pages.
+    monkeypatch.setenv("SOURCES__FULFILLMENT__CHUNK_PAGES", "20000")
+    monkeypatch.setenv("SOURCES__FULFILLMENT__CHUNK_SECONDS", "0.5")
+    monkeypatch.setenv("SOURCES__FULFILLMENT__PAGE_CONCURRENCY", "1")
+    chunked.configure(latency_ms=150)
+
+    assert materialize_all(instance, selection=RAW_ONLY).success
+
+    sync = _raw_metadata(instance)
+    pages = RECORDS // 100 + 2  # 13 pages of records and the empty one
+    assert 2 <= sync["walk_chunks"] < pages
+    assert sync["walk_status"] == "complete" and sync["walk_complete"] is True
+    loads = query(isolated_environment, "SELECT count(*) FROM fulfillment._dlt_loads")
+    assert loads == [(sync["walk_chunks"],)]
+    assert table_snapshot(isolated_environment) == api_rows(chunked)
+    offsets = requested_offsets(chunked)
+    assert sorted(offsets) == list(range(0, RECORDS + 1, 100)) + [RECORDS]

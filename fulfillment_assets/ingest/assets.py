@@ -42,7 +42,10 @@ from fulfillment_assets.ingest.sync_metadata import (
 from fulfillment_assets.ingest.versions import keep_newest, record_load, staged_table
 from fulfillment_assets.ingest.walks import (
     commit_chunk,
+    cursor_untrusted,
     discard,
+    ids_of_chunk,
+    ids_of_walk,
     max_walk_age_hours,
     unfinished_walk,
     walk_resume,
@@ -255,11 +258,11 @@ def _load(
 ) -> Iterator[Any]:
     build = partial(
         _configured_source,
-        full_refresh=config.full_refresh,
         # PostgreSQL stores no NUL character in text or JSON: such a page fails by name.
         text_without_nul=warehouse.destination_name() in NUL_REFUSING_DESTINATIONS,
     )
-    build(walk_resume=None)  # a missing setting fails here, before any wait for the pipeline
+    # A missing setting fails here, before any wait for the pipeline.
+    build(full_refresh=config.full_refresh, walk_resume=None)
     with warehouse.loading_pipeline(context.log) as pipeline:
         walk = unfinished_walk(
             warehouse,
@@ -267,9 +270,17 @@ def _load(
             max_age_hours=max_walk_age_hours(),
             log=context.log,
         )
+        # A dropped walk's chunks moved the incremental cursor: this walk is full, and sets it.
+        full_refresh = config.full_refresh or (walk is None and cursor_untrusted(warehouse))
         committed = walk  # as the destination keeps it: what a later run resumes
+        # The walk's ids so far, kept across this run's chunks: read from the destination only
+        # when resuming, then each chunk's added (re-reading them all per chunk grows with it).
+        seen_ids: set[Any] = ids_of_walk(warehouse, walk) if walk else set()
         while True:
-            source = build(walk_resume=walk_resume(warehouse, walk) if walk else None)
+            source = build(
+                full_refresh=full_refresh,
+                walk_resume=walk_resume(walk, seen_ids) if walk else None,
+            )
             keep_newest(source, warehouse)
             try:
                 results = list(
@@ -281,14 +292,20 @@ def _load(
                         loader_file_format=_loader_file_format(pipeline),
                     )
                 )
-            except Exception:
-                if committed is not None:  # chunks of it are loaded: the asset page says so
+            except BaseException:
+                # A failure, or Dagster's interruption (SIGTERM: DagsterExecutionInterruptedError
+                # is a BaseException): chunks of the walk are loaded, the asset page says so.
+                if committed is not None:
                     observation = partial_walk_observation(committed)
                     context.log.warning(str(observation.metadata["walk_summary"].value))
                     yield observation
                 raise
             position = chunk_loaded(context, pipeline, warehouse)
             if position is not None and not position.done:
+                if position.load_ids:
+                    seen_ids.update(
+                        ids_of_chunk(warehouse, position.load_ids[-1], staged_table(pipeline))
+                    )
                 # The next chunk goes on right where this one ended: the overlap is for a run
                 # that resumes the walk later, when the listing may have moved.
                 committed, walk = position, dataclasses.replace(position, overlap=0)

@@ -76,9 +76,18 @@ def unfinished_walk(
             f"started {walk.age_hours():.0f} h ago, more than {MAX_WALK_AGE_SETTING}="
             f"{max_age_hours:g}: the listing has moved too much to trust"
         )
+    elif walk.dropped:
+        log.warning(
+            f"{walk.describe()} was dropped unfinished by an earlier run; a new full walk starts "
+            "from offset 0"
+        )
+        return None
     if reason is not None:
         log.warning(f"{walk.describe()} {reason}; a new full walk starts from offset 0")
-        discard(warehouse)
+        if walk.done:
+            discard(warehouse)
+        else:
+            drop(warehouse, walk)
         return None
     walk.runs += 1
     walk.resumed_from = max(walk.offset - walk.overlap, 0)
@@ -86,10 +95,40 @@ def unfinished_walk(
     return walk
 
 
-def walk_resume(warehouse: Warehouse, walk: WalkPosition) -> dict[str, Any]:
+def drop(warehouse: Warehouse, walk: WalkPosition) -> None:
+    """Forgets an unfinished walk's ids but keeps its row, marked dropped, until a new walk
+    commits a chunk or completes. dlt stored the incremental cursor with each of its chunks (as
+    new as the records they received): an incremental run from it would never load the records
+    the walk did not reach, so every run walks in full while the row says so
+    (`cursor_untrusted`), a run killed before its first chunk's commit included."""
+    walk.dropped = True
+    warehouse.execute(
+        f"DELETE FROM {WALK_IDS}",
+        f"UPDATE {WALKS} SET position = {literal(json.dumps(walk.as_dict()))}",
+    )
+
+
+def cursor_untrusted(warehouse: Warehouse) -> bool:
+    """Whether dlt's incremental cursor may have been moved by a walk that never completed:
+    the destination holds an unfinished walk this run does not resume (a dropped one)."""
+    return walk_in_progress(warehouse) is not None
+
+
+def walk_resume(walk: WalkPosition, seen_ids: set[Any]) -> dict[str, Any]:
     """The source's `walk_resume`: the position, and every id the walk received before."""
-    rows = warehouse.query(returned_ids(walk.walk_id))
-    return {**walk.as_dict(), "seen_ids": [row_id for (row_id,) in rows]}
+    return {**walk.as_dict(), "seen_ids": seen_ids}
+
+
+def ids_of_walk(warehouse: Warehouse, walk: WalkPosition) -> set[Any]:
+    """Every id the walk received over its committed chunks, as the destination keeps them: read
+    once, by a run that resumes the walk (within a run, `ids_of_chunk` adds each chunk's)."""
+    return {row_id for (row_id,) in warehouse.query(returned_ids(walk.walk_id))}
+
+
+def ids_of_chunk(warehouse: Warehouse, load_id: str, staged_table: str) -> list[Any]:
+    """The ids the chunk just loaded received, as `commit_chunk` copied them."""
+    rows = warehouse.query(f"SELECT id FROM {staged_table} WHERE _dlt_load_id = {literal(load_id)}")
+    return [row_id for (row_id,) in rows]
 
 
 def commit_chunk(warehouse: Warehouse, walk: WalkPosition, load_id: str, staged_table: str) -> None:

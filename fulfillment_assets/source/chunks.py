@@ -60,6 +60,9 @@ class WalkPosition:
     cursor_max: str | None = None  # the newest cursor value received, incremental mode only
     resumed_from: int | None = None  # the offset the current run resumed the walk at
     load_ids: list[str] = field(default_factory=list)  # the loads of the walk's chunks
+    # Dropped unfinished (too old, or `resume: false`): its chunks moved dlt's incremental
+    # cursor, so the runs until a new walk commits a chunk walk in full (`ingest/walks.py`).
+    dropped: bool = False
 
     @classmethod
     def start(cls) -> WalkPosition:
