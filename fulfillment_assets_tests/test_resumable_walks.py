@@ -6,6 +6,7 @@ are in `test_resumable_walks_killed.py`."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +170,12 @@ def test_a_failed_chunk_keeps_the_position_says_so_and_the_next_run_resumes_ther
     assert sync["walk_status"] == "complete" and sync["walk_runs"] == 2
     assert sync["walk_resumed_from_offset"] == 500 and sync["walk_complete"] is True
     assert _walk_row(isolated_environment) is None
+    # The run's log says where it resumed, and its progress counts on across the runs: the
+    # walk's pages and records, not only this run's 9 requests.
+    log = _run_log(instance, resumed.run_id)
+    assert "resuming walk" in log and "offset 500" in log, log
+    done = re.findall(r"fetched (\d+) pages, (\d+) records, .* done", log)
+    assert done and int(done[-1][0]) > 9 and int(done[-1][1]) == RECORDS, log
 
 
 @pytest.mark.slow  # over 5 s: left out of the fast lane
