@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from dagster import AssetKey
 
 from fulfillment_assets import settings
@@ -17,7 +18,28 @@ API = AssetKey(["fulfillment", "fulfillment_api"])
 RAW = AssetKey(["fulfillment", "fulfillment_data"])
 
 
-def test_the_code_location_loads_without_any_secret(tmp_path: Path) -> None:
+# Settings each run checks and refuses by name: wrong, they fail the run, never the load of the
+# code location (which would take the UI's asset pages with it).
+BAD_RUN_SETTINGS = {
+    f"SOURCES__FULFILLMENT__{name}": value
+    for name, value in {
+        "PAGE_LIMIT": "0",
+        "PAGE_CONCURRENCY": "0",
+        "MAX_WALK_PASSES": "0",
+        "TAIL_CHASE_PAGES": "-1",
+        "CHUNK_PAGES": "0",
+        "CHUNK_SECONDS": "0",
+        "ID_TYPE": "uuid",
+        "API_TIMEZONE": "Mars/Olympus_Mons",
+        "ENDPOINT": '{"paginator": {"type": "pages"}}',
+    }.items()
+}
+
+
+@pytest.mark.parametrize("settings_env", [{}, BAD_RUN_SETTINGS], ids=["no secret", "bad settings"])
+def test_the_code_location_loads_without_any_secret(
+    tmp_path: Path, settings_env: dict[str, str]
+) -> None:
     # A fresh process, in a folder with no .dlt/secrets.toml and no key in the environment.
     env = {
         name: value
@@ -25,6 +47,7 @@ def test_the_code_location_loads_without_any_secret(tmp_path: Path) -> None:
         if not name.startswith(("SOURCES__", "DESTINATION__"))
     }
     env["FULFILLMENT_DATA_DIR"] = str(tmp_path / "data")
+    env.update(settings_env)
     loaded = subprocess.run(
         [
             sys.executable,
