@@ -58,7 +58,7 @@ def mark_deleted(
     that suddenly returns a partial list must not empty the models."""
     table = settings.RESOURCE_NAME
     limit = max_delete_fraction()
-    older = f"_dlt_load_id NOT IN ({literals(load_ids)}) AND {DELETED_AT} IS NULL"
+    older = f"{settings.LOAD_ID} NOT IN ({literals(load_ids)}) AND {DELETED_AT} IS NULL"
     unmarked = f"{older} AND id NOT IN ({returned_ids})"
     ((rows, candidates),) = warehouse.query(
         f"SELECT count(*), count(*) FILTER (WHERE {older}) FROM {table}"

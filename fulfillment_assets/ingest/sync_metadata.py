@@ -100,7 +100,7 @@ def mark_deletes_of_walk(
         staged = staged_table(pipeline)
         load_ids, returned = (
             [load_id],
-            f"SELECT id FROM {staged} WHERE _dlt_load_id = {literal(load_id)}",
+            f"SELECT id FROM {staged} WHERE {settings.LOAD_ID} = {literal(load_id)}",
         )
     marked, _ = mark_deleted(warehouse, load_ids, _run_started_at(context), returned)
     return marked

@@ -76,7 +76,7 @@ def record_load(warehouse: Warehouse, pipeline: Any) -> dict[str, Any]:
         older = (
             f"FROM {staged} AS arrived JOIN {VERSIONS} AS stored "
             "ON stored.version_id = arrived.id "
-            f"WHERE arrived._dlt_load_id IN ({literals(load_ids)}) "
+            f"WHERE arrived.{settings.LOAD_ID} IN ({literals(load_ids)}) "
             "AND stored.newest_updated_at > arrived.updated_at"
         )
         ((count,),) = warehouse.query(f"SELECT count(*) {older}")
@@ -122,8 +122,8 @@ def _bring_up_to_date(warehouse: Warehouse) -> None:
         f"(version_id {id_type}, newest_updated_at TIMESTAMPTZ, version_load_id TEXT)"
     )
     ((seen,),) = warehouse.query(f"SELECT max(version_load_id) FROM {VERSIONS}")
-    newer_rows = f"FROM {RAW} WHERE _dlt_load_id > {literal(seen or '')}"
-    insert = f"INSERT INTO {VERSIONS} SELECT id, updated_at, _dlt_load_id {newer_rows}"
+    newer_rows = f"FROM {RAW} WHERE {settings.LOAD_ID} > {literal(seen or '')}"
+    insert = f"INSERT INTO {VERSIONS} SELECT id, updated_at, {settings.LOAD_ID} {newer_rows}"
     if seen is None:  # created just now, empty: nothing to replace
         warehouse.execute(insert)
         return
