@@ -29,18 +29,18 @@ from fulfillment_assets import settings
 from fulfillment_assets.contract import API_ASSET_KEY, INGEST_STEP, OWNERS
 from fulfillment_assets.display import share
 from fulfillment_assets.ingest.columns import RAW_COLUMN_SCHEMA, column_description
+from fulfillment_assets.ingest.deletes import mark_deletes_of_walk
 from fulfillment_assets.ingest.failures import readable_failure
 from fulfillment_assets.ingest.run_log import library_lines_in_run_log
 from fulfillment_assets.ingest.sync_metadata import (
     IngestConfig,
-    mark_deletes_of_walk,
     partial_walk_observation,
     project_fields_first,
     sync_metadata,
     walk_of_last_run,
     walk_progress,
 )
-from fulfillment_assets.ingest.versions import keep_newest, record_load, staged_table
+from fulfillment_assets.ingest.versions import keep_newest, staged_table, update_versions_table
 from fulfillment_assets.ingest.walks import (
     commit_chunk,
     discard,
@@ -254,7 +254,7 @@ def _load(
             # (reads only).
             marked = mark_deletes_of_walk(context, pipeline, warehouse, position)
             discard(warehouse)
-            versions = record_load(warehouse, pipeline)
+            versions = update_versions_table(warehouse, pipeline)
             sync = sync_metadata(context, pipeline, warehouse, marked)
             stats = {**_table_stats(warehouse), **versions, **walk_progress(position)}
             for result in results:
@@ -293,7 +293,7 @@ def chunk_loaded(
             commit_chunk(warehouse, position, position.load_ids[-1], staged_table(pipeline))
     if not position.done:
         # Each chunk's load brings its rows: the versions side table follows them.
-        record_load(warehouse, pipeline)
+        update_versions_table(warehouse, pipeline)
         context.log.info(f"chunk loaded: {position.describe(position.ledger.get('last_total'))}")
     return position
 

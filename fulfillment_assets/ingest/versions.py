@@ -47,7 +47,7 @@ def keep_newest(source: DltSource, warehouse: Warehouse) -> None:
     """Makes the load's merge skip records older than the stored version of their id.
 
     Nothing is stored before the first load: that one merges as dlt always does, and
-    `record_load` then creates the side table.
+    `update_versions_table` then creates the side table.
     """
     if not warehouse.columns(RAW):
         return
@@ -62,7 +62,7 @@ def keep_newest(source: DltSource, warehouse: Warehouse) -> None:
     )
 
 
-def record_load(warehouse: Warehouse, pipeline: Any) -> dict[str, Any]:
+def update_versions_table(warehouse: Warehouse, pipeline: Any) -> dict[str, Any]:
     """After a load: how many records it brought older than the stored version (discarded by
     the merge), a sample of them, and the side table brought up to date."""
     trace = pipeline.last_trace

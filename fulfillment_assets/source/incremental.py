@@ -25,6 +25,7 @@ from dlt.common.storages.exceptions import CurrentLoadPackageStateNotAvailable
 from dlt.extract.items import DataItemWithMeta
 from dlt.extract.resource import DltResource
 
+from fulfillment_assets import settings
 from fulfillment_assets.settings import DELETED_AT, LOAD_ID
 from fulfillment_assets.source.chunks import WalkTracker
 from fulfillment_assets.source.completeness import WalkLedger
@@ -246,3 +247,11 @@ def _newest(received: dt.datetime | None, stored: str | None) -> dt.datetime | N
     if received is None or before is None:
         return received or before
     return max(received, before)
+
+
+def resource_state(pipeline: dlt.Pipeline) -> dict[str, Any]:
+    """The raw resource's dlt state as the pipeline keeps it after a run: what the source wrote
+    to `dlt.current.resource_state()` (`last_run` here, the API shape and the coerced types)."""
+    sources = pipeline.state.get("sources", {})
+    resources = sources.get(settings.SOURCE_NAME, {}).get("resources", {})
+    return resources.get(settings.RESOURCE_NAME, {})
