@@ -34,7 +34,7 @@ print(json.dumps({
 """
 
 
-def test_importing_the_checks_the_models_and_the_contract_builds_no_pipeline(tmp_path: Path) -> None:
+def test_importing_the_checks_models_and_contract_builds_no_pipeline(tmp_path: Path) -> None:
     finished = subprocess.run(
         [sys.executable, "-c", IMPORT_QUALITY_AND_MODELS],
         cwd=REPO_ROOT,
