@@ -3,11 +3,14 @@
 A check's description, metadata and log lines quote values the API sent (a status, an id, a
 field name). An API may send a 1 MB status or ANSI escapes, CR and bidi overrides; quoted as
 they are they would bloat the event log on every run and rewrite the terminal that prints it.
+
+An error is read by its chain of causes (`causes`): the one reader of Python's cause chains.
 """
 
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterator
 from typing import Any
 
 # Characters of one value a report quotes; longer ones are cut and their length said.
@@ -60,3 +63,24 @@ SHARE_DIGITS = 3
 def share(part: int, whole: int) -> float:
     """`part` of `whole` as a fraction to SHARE_DIGITS significant digits; 0.0 of nothing."""
     return float(f"{part / whole:.{SHARE_DIGITS}g}") if whole else 0.0
+
+
+def causes(error: BaseException) -> Iterator[BaseException]:
+    """The error and what it was raised from (or during), outermost first; each error once.
+
+    dlt's `PipelineStepFailed` also holds the error of the step it wraps as `exception`: followed
+    when no cause or context is set. Read by that attribute, not by class, so this module (below
+    every layer) imports no dlt.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        following = current.__cause__
+        if following is None and not current.__suppress_context__:
+            following = current.__context__
+        if following is None:
+            wrapped = getattr(current, "exception", None)
+            following = wrapped if isinstance(wrapped, BaseException) else None
+        current = following

@@ -71,6 +71,9 @@ def _deleted(data_dir: Path) -> set[int]:
     return {row[0] for row in rows}
 
 
+# ~11 s per shape; the seed's offset shape has the same guarantees in the fast lane
+# (test_deletes.py, test_incremental.py).
+@pytest.mark.slow  # over 5 s, a configured shape, not the seed's: left out of the fast lane
 def test_deletes_incremental_sync_and_full_refresh_work_for_the_shape(
     shaped: ShapedApi,
     instance: DagsterInstance,

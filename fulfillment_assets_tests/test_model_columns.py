@@ -16,7 +16,7 @@ from dagster import (
 
 from fulfillment_assets.contract import RAW_ASSET_KEY, REJECTED_KEY, SUMMARY_KEY, VALIDATED_KEY
 from fulfillment_assets.definitions import defs
-from fulfillment_assets.ingest.assets import column_description
+from fulfillment_assets.ingest.columns import column_description
 from fulfillment_assets_tests.helpers import materialize_all
 
 MODEL_KEYS = (VALIDATED_KEY, REJECTED_KEY, SUMMARY_KEY)

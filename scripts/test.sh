@@ -5,7 +5,8 @@
 # server (initdb into a tmp dir, 127.0.0.1 and a free port only) and remove it at the end,
 # whatever the outcome (fulfillment_assets_tests/postgres_server.py).
 # The fast lane for the edit loop is `bash scripts/test.sh -m "not slow"` (DuckDB only; no served
-# Dagster, browser, PostgreSQL, killed or concurrent runs; ~5 min); CI runs the whole suite.
+# Dagster, browser, PostgreSQL, killed or concurrent runs; ~6 min on 2 cores); CI runs the whole
+# suite.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi

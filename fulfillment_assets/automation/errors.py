@@ -12,8 +12,6 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-# Dagster's error for a blocking check that failed with ERROR (its class is not public API).
-CHECK_FAILED_ERROR = "DagsterAssetCheckFailedError"
 # Errors that only say where another one happened: the cause is further down the chain.
 WRAPPERS = {
     "DagsterExecutionStepExecutionError",
@@ -30,11 +28,6 @@ def error_chain(error: Any) -> Iterator[Any]:
     while error is not None:
         yield error
         error = error.cause
-
-
-def is_check_failure(error: Any) -> bool:
-    """Whether a step failed because a blocking check failed with ERROR (reported per check)."""
-    return error is not None and error.cls_name == CHECK_FAILED_ERROR
 
 
 def readable_cause(error: Any) -> str:

@@ -33,7 +33,7 @@ from dagster import (
 from fulfillment_assets import settings
 from fulfillment_assets.automation.alerts import post_alert
 from fulfillment_assets.automation.durations import iso_time
-from fulfillment_assets.automation.errors import is_check_failure, readable_cause
+from fulfillment_assets.automation.errors import readable_cause
 from fulfillment_assets.automation.freshness import (
     freshness_summary,
     is_fulfillment_run,
@@ -120,6 +120,11 @@ def _apply_run(
                 event.asset_key.to_user_string() if event.asset_key else "?"
             )
     link = run_link(run.run_id)
+    # Steps that failed because a blocking check failed with ERROR: Dagster fails such a step
+    # once its compute has ended with that evaluation. The check's own incident reports it, so
+    # the step's failure is no refresh incident. (Each blocking check is an `@asset_check` of
+    # its own step, whose compute ends with its one result: no other error follows it.)
+    failed_by_check: set[str | None] = set()
     for event in events:
         if not event or event.event_type != DagsterEventType.ASSET_CHECK_EVALUATION:
             continue
@@ -127,6 +132,8 @@ def _apply_run(
         asset = evaluation.asset_key.to_user_string()
         key = f"check {asset}:{evaluation.check_name}"
         if not evaluation.passed and evaluation.severity == AssetCheckSeverity.ERROR:
+            if evaluation.blocking:
+                failed_by_check.add(event.step_key)
             open_.setdefault(
                 key,
                 {
@@ -148,7 +155,7 @@ def _apply_run(
         if event
         and event.is_step_failure
         and event.step_failure_data.error
-        and not is_check_failure(event.step_failure_data.error)
+        and event.step_key not in failed_by_check
     ]
     if failures or not any(e and e.is_step_failure for e in events):
         cause, where = "The run failed before any step", ""

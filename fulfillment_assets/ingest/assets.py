@@ -28,18 +28,19 @@ from dlt.extract.source import DltSource
 from fulfillment_assets import settings
 from fulfillment_assets.contract import API_ASSET_KEY, INGEST_STEP, OWNERS
 from fulfillment_assets.display import share
+from fulfillment_assets.ingest.columns import RAW_COLUMN_SCHEMA, column_description
+from fulfillment_assets.ingest.deletes import mark_deletes_of_walk
 from fulfillment_assets.ingest.failures import readable_failure
 from fulfillment_assets.ingest.run_log import library_lines_in_run_log
 from fulfillment_assets.ingest.sync_metadata import (
     IngestConfig,
-    mark_deletes_of_walk,
     partial_walk_observation,
     project_fields_first,
     sync_metadata,
     walk_of_last_run,
     walk_progress,
 )
-from fulfillment_assets.ingest.versions import keep_newest, record_load, staged_table
+from fulfillment_assets.ingest.versions import keep_newest, staged_table, update_versions_table
 from fulfillment_assets.ingest.walks import (
     commit_chunk,
     cursor_untrusted,
@@ -80,18 +81,6 @@ fulfillment_api = AssetSpec(
     metadata={"endpoint": settings.ENDPOINT_PATH, "page_limit": settings.PAGE_LIMIT},
 )
 
-# The columns dlt adds to every row it loads.
-DLT_COLUMN_DESCRIPTIONS = {
-    settings.LOAD_ID: (
-        "The dlt load that last wrote the row: the id of a load package (the Unix time it "
-        "started), also in the dataset's `_dlt_loads` table."
-    ),
-    "_dlt_id": "dlt's unique id of the row.",
-    settings.DELETED_AT: (
-        "When a full sync first found the order missing from the API (UTC); NULL while the API "
-        "returns it. The models leave such rows out."
-    ),
-}
 # Column hints dlt keeps that say something to a reader of the table; the rest (precision,
 # x-normalizer, ...) are dlt's bookkeeping.
 MEANINGFUL_HINTS = {
@@ -101,40 +90,6 @@ MEANINGFUL_HINTS = {
 }
 # What the load info holds per load job, without the local path of its file.
 LOAD_JOB_FIELDS = ("table_name", "file_format", "file_size", "state", "elapsed", "retry_count")
-
-
-def column_description(name: str) -> str:
-    """Every raw column described: the documented ones, dlt's, variants and fields added later."""
-    if name in settings.COLUMN_DESCRIPTIONS:
-        return settings.COLUMN_DESCRIPTIONS[name]
-    if name in DLT_COLUMN_DESCRIPTIONS:
-        return DLT_COLUMN_DESCRIPTIONS[name]
-    if "__v_" in name:
-        column, data_type = name.rsplit("__v_", 1)
-        return f"Values of `{column}` that arrived as {data_type} (a dlt variant column)."
-    return "A field the API sends that the project does not document, kept as it arrived."
-
-
-RAW_COLUMN_SCHEMA = TableSchema(
-    columns=[
-        TableColumn(
-            name=name,
-            # `id` has no declared type: the definitions show the first load's default for
-            # integer ids; each materialization shows the table's own (dlt's schema).
-            type=str(hints.get("data_type", settings.ID_TYPES[0])),
-            description=column_description(name),
-        )
-        for name, hints in {**settings.CONTRACT_COLUMNS, **settings.DOCUMENTED_COLUMNS}.items()
-    ]
-    + [
-        TableColumn(
-            name=settings.LOAD_ID,
-            type="text",
-            description=column_description(settings.LOAD_ID),
-            constraints=TableColumnConstraints(nullable=False),
-        )
-    ]
-)
 
 
 class FulfillmentTranslator(DagsterDltTranslator):
@@ -316,7 +271,7 @@ def _load(
             # (reads only).
             marked = mark_deletes_of_walk(context, pipeline, warehouse, position)
             discard(warehouse)
-            versions = record_load(warehouse, pipeline)
+            versions = update_versions_table(warehouse, pipeline)
             sync = sync_metadata(context, pipeline, warehouse, marked)
             stats = {**_table_stats(warehouse), **versions, **walk_progress(position)}
             for result in results:
@@ -355,7 +310,7 @@ def chunk_loaded(
             commit_chunk(warehouse, position, position.load_ids[-1], staged_table(pipeline))
     if not position.done:
         # Each chunk's load brings its rows: the versions side table follows them.
-        record_load(warehouse, pipeline)
+        update_versions_table(warehouse, pipeline)
         context.log.info(f"chunk loaded: {position.describe(position.ledger.get('last_total'))}")
     return position
 

@@ -5,6 +5,9 @@ After a full walk's merge (dlt's delete-insert), every row the walk returned car
 with another load id were not returned: they get this run's time, once (the first run that
 noticed keeps its time). Nothing is removed: the raw table keeps them; the models leave them out.
 An incremental walk returns only what changed, so it never marks anything.
+
+`mark_deletes_of_walk` is the write the raw asset runs after a walk's last load, before the
+versions side table is brought up to date (`versions.update_versions_table`).
 """
 
 from __future__ import annotations
@@ -13,10 +16,14 @@ import datetime as dt
 from typing import Any
 
 import dlt
-from dagster import Failure
+from dagster import AssetExecutionContext, Failure
 
 from fulfillment_assets import settings
+from fulfillment_assets.ingest.versions import staged_table
+from fulfillment_assets.ingest.walks import returned_ids
 from fulfillment_assets.settings import DELETED_AT
+from fulfillment_assets.source.chunks import WalkPosition
+from fulfillment_assets.source.incremental import LAST_RUN, resource_state
 from fulfillment_assets.warehouse.resource import Warehouse
 from fulfillment_assets.warehouse.sql import literal, literals
 
@@ -58,7 +65,7 @@ def mark_deleted(
     that suddenly returns a partial list must not empty the models."""
     table = settings.RESOURCE_NAME
     limit = max_delete_fraction()
-    older = f"_dlt_load_id NOT IN ({literals(load_ids)}) AND {DELETED_AT} IS NULL"
+    older = f"{settings.LOAD_ID} NOT IN ({literals(load_ids)}) AND {DELETED_AT} IS NULL"
     unmarked = f"{older} AND id NOT IN ({returned_ids})"
     ((rows, candidates),) = warehouse.query(
         f"SELECT count(*), count(*) FILTER (WHERE {older}) FROM {table}"
@@ -83,3 +90,37 @@ def mark_deleted(
             f"WHERE {unmarked}"
         )
     return to_mark, rows
+
+
+def _run_started_at(context: AssetExecutionContext) -> dt.datetime:
+    record = context.instance.get_run_record_by_id(context.run.run_id)
+    started = record.start_time if record else None
+    return dt.datetime.fromtimestamp(started, dt.UTC) if started else dt.datetime.now(dt.UTC)
+
+
+def mark_deletes_of_walk(
+    context: AssetExecutionContext,
+    pipeline: dlt.Pipeline,
+    warehouse: Warehouse,
+    walk: WalkPosition | None,
+) -> int:
+    """After a walk's last load: the rows a complete full walk did not return marked deleted
+    (`mark_deleted`); how many. Any other walk marks nothing. A walk of one chunk is judged by its
+    load's staged rows; one of several by the ids its chunks kept (`walks.py`)."""
+    last_run = resource_state(pipeline).get(LAST_RUN, {})
+    if not last_run.get("complete_walk") or not warehouse.columns(settings.RESOURCE_NAME):
+        return 0
+    load_info = pipeline.last_trace.last_load_info if pipeline.last_trace else None
+    if not load_info or not load_info.loads_ids:
+        return 0
+    load_id = load_info.loads_ids[-1]
+    if walk is not None and walk.chunks > 1:
+        load_ids, returned = walk.load_ids, returned_ids(walk.walk_id)
+    else:
+        staged = staged_table(pipeline)
+        load_ids, returned = (
+            [load_id],
+            f"SELECT id FROM {staged} WHERE {settings.LOAD_ID} = {literal(load_id)}",
+        )
+    marked, _ = mark_deleted(warehouse, load_ids, _run_started_at(context), returned)
+    return marked

@@ -9,33 +9,18 @@ the step's error as is; the wrappers and their stacks stay below it as its cause
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from dagster import Failure, MetadataValue
 from dlt.pipeline.exceptions import PipelineStepFailed
 
+from fulfillment_assets.display import causes
 from fulfillment_assets.masking import KeyMask
 from fulfillment_assets.source.http import FulfillmentApiError
 from fulfillment_assets.warehouse.locks import LockWaitTimeout
 
 # Errors whose message is the project's own, written for the person who reads the run.
 OWN_ERRORS = (FulfillmentApiError, LockWaitTimeout, Failure)
-
-
-def causes(error: BaseException) -> Iterator[BaseException]:
-    """The error and what it was raised from (or during), outermost first."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        following = current.__cause__
-        if following is None and not current.__suppress_context__:
-            following = current.__context__
-        if following is None and isinstance(current, PipelineStepFailed):
-            following = current.exception
-        current = following
 
 
 def readable_failure(error: BaseException) -> Failure:

@@ -8,7 +8,6 @@ above dlt's own metadata (`project_fields_first`).
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,16 +17,17 @@ from pydantic import Field
 
 from fulfillment_assets import settings
 from fulfillment_assets.contract import RAW_ASSET_KEY
-from fulfillment_assets.ingest.deletes import mark_deleted
-from fulfillment_assets.ingest.versions import staged_table
-from fulfillment_assets.ingest.walks import returned_ids
 from fulfillment_assets.settings import DELETED_AT
 from fulfillment_assets.source import API_SHAPE
 from fulfillment_assets.source.chunks import WalkPosition
 from fulfillment_assets.source.completeness import WalkVerdict
-from fulfillment_assets.source.incremental import LAST_RUN, UPDATED_SINCE_SETTING, iso_utc
+from fulfillment_assets.source.incremental import (
+    LAST_RUN,
+    UPDATED_SINCE_SETTING,
+    iso_utc,
+    resource_state,
+)
 from fulfillment_assets.warehouse.resource import Warehouse
-from fulfillment_assets.warehouse.sql import literal
 
 
 class IngestConfig(Config):
@@ -49,18 +49,6 @@ class IngestConfig(Config):
     )
 
 
-def _resource_state(pipeline: dlt.Pipeline) -> dict[str, Any]:
-    sources = pipeline.state.get("sources", {})
-    resources = sources.get(settings.SOURCE_NAME, {}).get("resources", {})
-    return resources.get(settings.RESOURCE_NAME, {})
-
-
-def _run_started_at(context: AssetExecutionContext) -> dt.datetime:
-    record = context.instance.get_run_record_by_id(context.run.run_id)
-    started = record.start_time if record else None
-    return dt.datetime.fromtimestamp(started, dt.UTC) if started else dt.datetime.now(dt.UTC)
-
-
 def walk_metadata(context: AssetExecutionContext, last_run: dict[str, Any]) -> dict[str, Any]:
     """Whether the walk received every record the API listed (source/completeness.py); a walk
     that may have missed some says so in the run's log (and marked nothing deleted)."""
@@ -78,37 +66,9 @@ def walk_metadata(context: AssetExecutionContext, last_run: dict[str, Any]) -> d
     }
 
 
-def mark_deletes_of_walk(
-    context: AssetExecutionContext,
-    pipeline: dlt.Pipeline,
-    warehouse: Warehouse,
-    walk: WalkPosition | None,
-) -> int:
-    """After a walk's last load: the rows a complete full walk did not return marked deleted
-    (`deletes.py`); how many. Any other walk marks nothing. A walk of one chunk is judged by its
-    load's staged rows; one of several by the ids its chunks kept (`walks.py`)."""
-    last_run = _resource_state(pipeline).get(LAST_RUN, {})
-    if not last_run.get("complete_walk") or not warehouse.columns(settings.RESOURCE_NAME):
-        return 0
-    load_info = pipeline.last_trace.last_load_info if pipeline.last_trace else None
-    if not load_info or not load_info.loads_ids:
-        return 0
-    load_id = load_info.loads_ids[-1]
-    if walk is not None and walk.chunks > 1:
-        load_ids, returned = walk.load_ids, returned_ids(walk.walk_id)
-    else:
-        staged = staged_table(pipeline)
-        load_ids, returned = (
-            [load_id],
-            f"SELECT id FROM {staged} WHERE _dlt_load_id = {literal(load_id)}",
-        )
-    marked, _ = mark_deleted(warehouse, load_ids, _run_started_at(context), returned)
-    return marked
-
-
 def walk_of_last_run(pipeline: dlt.Pipeline) -> WalkPosition | None:
     """Where the full walk of the latest load stands (None: an incremental walk)."""
-    walk = _resource_state(pipeline).get(LAST_RUN, {}).get("walk")
+    walk = resource_state(pipeline).get(LAST_RUN, {}).get("walk")
     return WalkPosition.from_dict(walk) if walk else None
 
 
@@ -140,7 +100,7 @@ def sync_metadata(
     """What the sync did, in the order the raw table's page shows it: mode, records received,
     the rows marked deleted (`marked` by this run, and in the table), the cursor, the walk's
     verdict, values read as their column's type. Reads only."""
-    state = _resource_state(pipeline)
+    state = resource_state(pipeline)
     last_run = state.get(LAST_RUN, {})
     cursors: list[dict[str, Any]] = list(state.get("incremental", {}).values())
     new_cursor = cursors[0].get("last_value") if cursors else None

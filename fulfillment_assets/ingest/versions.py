@@ -47,7 +47,7 @@ def keep_newest(source: DltSource, warehouse: Warehouse) -> None:
     """Makes the load's merge skip records older than the stored version of their id.
 
     Nothing is stored before the first load: that one merges as dlt always does, and
-    `record_load` then creates the side table.
+    `update_versions_table` then creates the side table.
     """
     if not warehouse.columns(RAW):
         return
@@ -62,7 +62,7 @@ def keep_newest(source: DltSource, warehouse: Warehouse) -> None:
     )
 
 
-def record_load(warehouse: Warehouse, pipeline: Any) -> dict[str, Any]:
+def update_versions_table(warehouse: Warehouse, pipeline: Any) -> dict[str, Any]:
     """After a load: how many records it brought older than the stored version (discarded by
     the merge), a sample of them, and the side table brought up to date."""
     trace = pipeline.last_trace
@@ -76,7 +76,7 @@ def record_load(warehouse: Warehouse, pipeline: Any) -> dict[str, Any]:
         older = (
             f"FROM {staged} AS arrived JOIN {VERSIONS} AS stored "
             "ON stored.version_id = arrived.id "
-            f"WHERE arrived._dlt_load_id IN ({literals(load_ids)}) "
+            f"WHERE arrived.{settings.LOAD_ID} IN ({literals(load_ids)}) "
             "AND stored.newest_updated_at > arrived.updated_at"
         )
         ((count,),) = warehouse.query(f"SELECT count(*) {older}")
@@ -122,8 +122,8 @@ def _bring_up_to_date(warehouse: Warehouse) -> None:
         f"(version_id {id_type}, newest_updated_at TIMESTAMPTZ, version_load_id TEXT)"
     )
     ((seen,),) = warehouse.query(f"SELECT max(version_load_id) FROM {VERSIONS}")
-    newer_rows = f"FROM {RAW} WHERE _dlt_load_id > {literal(seen or '')}"
-    insert = f"INSERT INTO {VERSIONS} SELECT id, updated_at, _dlt_load_id {newer_rows}"
+    newer_rows = f"FROM {RAW} WHERE {settings.LOAD_ID} > {literal(seen or '')}"
+    insert = f"INSERT INTO {VERSIONS} SELECT id, updated_at, {settings.LOAD_ID} {newer_rows}"
     if seen is None:  # created just now, empty: nothing to replace
         warehouse.execute(insert)
         return

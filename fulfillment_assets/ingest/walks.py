@@ -142,7 +142,7 @@ def commit_chunk(warehouse: Warehouse, walk: WalkPosition, load_id: str, staged_
     warehouse.execute(
         f"DELETE FROM {WALK_IDS} WHERE walk_id <> {literal(walk.walk_id)}",
         f"INSERT INTO {WALK_IDS} SELECT {literal(walk.walk_id)}, id FROM {staged_table} "
-        f"WHERE _dlt_load_id = {literal(load_id)}",
+        f"WHERE {settings.LOAD_ID} = {literal(load_id)}",
         f"DELETE FROM {WALKS}",
         f"INSERT INTO {WALKS} VALUES ({literal(walk.walk_id)}, "
         f"{literal(json.dumps(walk.as_dict()))}, CURRENT_TIMESTAMP)",

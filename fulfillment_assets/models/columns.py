@@ -12,7 +12,7 @@ from dagster import AssetKey, TableColumn, TableColumnDep, TableColumnLineage, T
 
 from fulfillment_assets import settings
 from fulfillment_assets.contract import RAW_ASSET_KEY
-from fulfillment_assets.ingest.assets import RAW_COLUMN_SCHEMA, column_description
+from fulfillment_assets.ingest.columns import RAW_COLUMN_SCHEMA, column_description
 
 # The columns the models compute, described once.
 MODEL_COLUMN_DESCRIPTIONS = {

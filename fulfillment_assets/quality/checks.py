@@ -26,6 +26,7 @@ from fulfillment_assets.quality.check_results import (
 )
 from fulfillment_assets.quality.row_rules import row_rules
 from fulfillment_assets.quality.schema_checks import schema_contract
+from fulfillment_assets.settings import LOAD_ID
 from fulfillment_assets.warehouse.resource import Warehouse
 from fulfillment_assets.warehouse.run_liveness import RunLiveness
 from fulfillment_assets.warehouse.sql import literals
@@ -154,11 +155,11 @@ order_status_accepted = _threshold_check(
 def id_unique_and_not_null(
     context: AssetCheckExecutionContext, warehouse: Warehouse, run_liveness: RunLiveness
 ) -> AssetCheckResult:
-    if early := unjudgeable(context.instance, warehouse, ("id", "_dlt_load_id")):
+    if early := unjudgeable(context.instance, warehouse, ("id", LOAD_ID)):
         return early
     ((checked, null_ids, duplicate_rows, last_load_rows),) = warehouse.query(
         "SELECT count(*), count(*) - count(id), count(id) - count(DISTINCT id), "
-        f"count(CASE WHEN _dlt_load_id = (SELECT max(_dlt_load_id) FROM {RAW}) THEN 1 END) "
+        f"count(CASE WHEN {LOAD_ID} = (SELECT max({LOAD_ID}) FROM {RAW}) THEN 1 END) "
         f"FROM {RAW}"
     )
     sample = [

@@ -5,18 +5,21 @@ pages of 100, pk `id`, merge), with this project's parts plugged in through rest
 parameters; each lives in a module of its own:
 - `shape`: the API's shape (path, records, auth, paginator) from the `endpoint` and `auth`
   settings in rest_api's own keys, the seed's by default;
-- `http`: dlt's retrying client with the seed's policy, errors without the key;
+- `http`: dlt's retrying client with the seed's policy, errors without the key; `api_message`:
+  the API's own words from an error envelope, masked and bounded;
 - `transport` and `deadline`: a whole page (connection, headers, body) within the request
-  timeout, parsed once;
+  timeout, parsed once; `pacing`: the waits a rate limit announces, and slowing down before it;
 - `pages`: the page check and the offset paginator (advance by the records received, end on an
   empty page, the count must equal a `total` that stands still); `paginators`: the walks by page
   number, next link and cursor, with the same promises where they apply;
 - `completeness`: whether the walk received every record of a listing that may move under it,
-  and so whether it is walked again;
+  and so whether it is walked again; `chunks`: a full walk in chunks, each its own load;
+- `incremental`: dlt's cursor on the Arrow batches, and the `last_run` each walk reports;
 - `read_ahead`: a `requests.Session` that fetches the next pages concurrently, in order, on
   `workers`' daemon threads;
-- `arrow`: records to typed Arrow tables with variant columns; `json_text`: dlt's warning that
-  their JSON columns are JSON text, dropped;
+- `arrow`: records to typed Arrow tables with variant columns, `values` reading a value sent in
+  another form as its column's type where that is safe; `json_text`: dlt's warning that their
+  JSON columns are JSON text, dropped;
 - `progress`: the walk's progress on the `fulfillment_assets.progress` logger;
 - `collector`: Python's garbage collector, run less often during the walk.
 """

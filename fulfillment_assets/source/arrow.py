@@ -52,7 +52,6 @@ _ARROW_TYPE_OF: dict[str, pa.DataType] = {
     "decimal": pa.decimal128(38, 0),
 }
 _DECIMAL_DIGITS = 38
-_TIMESTAMP = TIMESTAMP
 _DECLARED_TYPES: dict[str, str] = {
     name: str(hints["data_type"])
     for name, hints in {**settings.CONTRACT_COLUMNS, **settings.DOCUMENTED_COLUMNS}.items()
@@ -329,7 +328,7 @@ def _declared_columns(
         column = table.column(name).combine_chunks()
         if types.declared(name) == "timestamp":
             try:
-                column = column.cast(_TIMESTAMP)  # the common form, in one C-level cast
+                column = column.cast(TIMESTAMP)  # the common form, in one C-level cast
             except pa.ArrowInvalid:
                 # Other ISO-8601 forms (no offset, 7-9 digits, ...): still vectorized.
                 column, unparsed = to_timestamps(column, types.zone)
@@ -418,7 +417,7 @@ def _arrow_array(values: list[Any], data_type: str) -> pa.Array:
     if data_type == "json":
         values = [None if v is None else orjson.dumps(v).decode() for v in values]
     if data_type == "timestamp":
-        return pa.array(values, pa.string()).cast(_TIMESTAMP)
+        return pa.array(values, pa.string()).cast(TIMESTAMP)
     return pa.array(values, _ARROW_TYPE_OF.get(data_type, pa.string()))
 
 

@@ -25,18 +25,18 @@ from dlt.common.storages.exceptions import CurrentLoadPackageStateNotAvailable
 from dlt.extract.items import DataItemWithMeta
 from dlt.extract.resource import DltResource
 
+from fulfillment_assets import settings
 from fulfillment_assets.display import shown_id
 from fulfillment_assets.settings import DELETED_AT, LOAD_ID
 from fulfillment_assets.source.chunks import WalkTracker
 from fulfillment_assets.source.completeness import WalkLedger
 from fulfillment_assets.source.http import FulfillmentPageError
-from fulfillment_assets.source.values import to_timestamps
+from fulfillment_assets.source.values import TIMESTAMP, to_timestamps
 
 UPDATED_SINCE_SETTING = "SOURCES__FULFILLMENT__UPDATED_SINCE_PARAM"
 CURSOR_FIELD_SETTING = "SOURCES__FULFILLMENT__CURSOR_FIELD"
 LOOKBACK_SETTING = "SOURCES__FULFILLMENT__LOOKBACK_SECONDS"
 LAST_RUN = "last_run"
-_TIMESTAMP = pa.timestamp("us", tz="UTC")
 
 
 def iso_utc(value: dt.datetime) -> str:
@@ -84,12 +84,12 @@ def with_cursor(batch: pa.Table, field: str, zone: str = "UTC") -> pa.Table:
         if name.startswith(f"{field}__v_") and batch.column(name).null_count < batch.num_rows:
             raise _bad_cursor(batch, batch.column(name), field)
     if field not in batch.column_names:
-        return batch.append_column(field, pa.nulls(batch.num_rows, _TIMESTAMP))
+        return batch.append_column(field, pa.nulls(batch.num_rows, TIMESTAMP))
     column = batch.column(field)
-    if column.type == _TIMESTAMP:
+    if column.type == TIMESTAMP:
         return batch
     if pa.types.is_timestamp(column.type):
-        typed = column.cast(_TIMESTAMP)
+        typed = column.cast(TIMESTAMP)
     elif pa.types.is_string(column.type):
         typed, unparsed = to_timestamps(column.combine_chunks(), zone)
         if unparsed:
@@ -131,7 +131,7 @@ def with_load_columns(batch: Any) -> Any:
         return batch
     # An API field of the same name was renamed by `arrow.colliding_fields`: these are ours.
     if DELETED_AT not in table.column_names:
-        table = table.append_column(DELETED_AT, pa.nulls(table.num_rows, _TIMESTAMP))
+        table = table.append_column(DELETED_AT, pa.nulls(table.num_rows, TIMESTAMP))
     if LOAD_ID not in table.column_names:
         try:
             load_id = dlt.current.load_package_state()["load_id"]
@@ -218,7 +218,7 @@ def fulfillment_resource(
             received += table.num_rows
             missing += column.null_count
             if start is not None:
-                older += pc.sum(pc.less(column, pa.scalar(start, _TIMESTAMP))).as_py() or 0
+                older += pc.sum(pc.less(column, pa.scalar(start, TIMESTAMP))).as_py() or 0
             batch_newest = pc.max(column).as_py()
             if batch_newest is not None and (newest is None or batch_newest > newest):
                 newest = batch_newest
@@ -249,3 +249,11 @@ def _newest(received: dt.datetime | None, stored: str | None) -> dt.datetime | N
     if received is None or before is None:
         return received or before
     return max(received, before)
+
+
+def resource_state(pipeline: dlt.Pipeline) -> dict[str, Any]:
+    """The raw resource's dlt state as the pipeline keeps it after a run: what the source wrote
+    to `dlt.current.resource_state()` (`last_run` here, the API shape and the coerced types)."""
+    sources = pipeline.state.get("sources", {})
+    resources = sources.get(settings.SOURCE_NAME, {}).get("resources", {})
+    return resources.get(settings.RESOURCE_NAME, {})

@@ -34,7 +34,8 @@ from fulfillment_assets.source.shape import ENDPOINT_SETTING, MISSING, ApiShape
 from fulfillment_assets.source.transport import NumberPastDouble
 
 _INT64_MAX = 2**63 - 1
-_RECORD_ID = operator.itemgetter("id")
+# A record's id, as the walk's ledger counts it (both pagination styles).
+RECORD_ID = operator.itemgetter("id")
 # An empty page where records were expected is asked again this many times before it ends the
 # walk: a lagging replica may answer `{"data": []}` once and be whole on the next request, and
 # without `total` nothing else tells that empty page from the listing's end.
@@ -360,7 +361,7 @@ class FulfillmentPaginator(OffsetPaginator):
             self._first_total = total if self._first_total is None else self._first_total
         # `check_page` has made sure every record has an `id`.
         overlap, self._overlap_pending = self._overlap_pending, False
-        self.ledger.page(list(map(_RECORD_ID, data or ())), total, overlap=overlap)
+        self.ledger.page(list(map(RECORD_ID, data or ())), total, overlap=overlap)
         self.current_value = offset + received
         self._has_next_page = received > 0
         if short_page and self.total_moved and self.current_value >= (self._first_total or 0):

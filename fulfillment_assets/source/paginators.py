@@ -15,7 +15,6 @@ honour later, so `chunk_pages` / `chunk_seconds` apply to offset walks only.
 from __future__ import annotations
 
 import logging
-import operator
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -35,13 +34,13 @@ from fulfillment_assets.source.http import FulfillmentPageError
 from fulfillment_assets.source.pages import (
     EMPTY_PAGE_RETRIES,
     EMPTY_PAGE_WAIT_SECONDS,
+    RECORD_ID,
     EmptyPageRecheck,
 )
 from fulfillment_assets.source.progress import PageProgress
 from fulfillment_assets.source.shape import ENDPOINT_SETTING, ApiShape
 
 logger = logging.getLogger(__name__)
-_RECORD_ID = operator.itemgetter("id")
 
 
 class _WalkAccount:
@@ -84,7 +83,7 @@ class _WalkAccount:
             self.total = total
         else:
             total = None
-        self.ledger.page(list(map(_RECORD_ID, data or ())), total)
+        self.ledger.page(list(map(RECORD_ID, data or ())), total)
         self.records += received
         self.last_received = received
         self.pages_received += 1

@@ -22,6 +22,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+# The one timestamp type of the pipeline: microseconds, UTC.
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 API_TIMEZONE_SETTING = "SOURCES__FULFILLMENT__API_TIMEZONE"
 _NAIVE = pa.timestamp("us")

@@ -8,6 +8,7 @@ other. A process outside the project holding the file still gets DuckDB's error,
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from dlt.common.configuration import configspec, resolve_configuration
 from dlt.destinations.impl.duckdb.configuration import DuckDbConnectionPool, DuckDbCredentials
 
 from fulfillment_assets import settings
+from fulfillment_assets.display import causes
 from fulfillment_assets.warehouse import locks
 from fulfillment_assets.warehouse.locks import machine_lock
 
@@ -85,7 +87,8 @@ def clear_errors(memory_limit: str | None = None) -> Iterator[None]:
     try:
         yield
     except Exception as error:  # translated or re-raised as is
-        text = _causes(error)
+        # The chain's first ten messages: DuckDB's text sits under dlt's wrappers.
+        text = "\n".join(str(cause) for cause in itertools.islice(causes(error), 10))
         locked = _DUCKDB_LOCKED.search(text)
         if locked or "Could not set lock on file" in text:
             path = locked.group(1) if locked else str(settings.duckdb_path())
@@ -104,11 +107,3 @@ def clear_errors(memory_limit: str | None = None) -> Iterator[None]:
                 "FULFILLMENT_DUCKDB_MEMORY_LIMIT (e.g. 1GB), or lower the API's page size."
             ) from error
         raise
-
-
-def _causes(error: BaseException | None) -> str:
-    texts: list[str] = []
-    while error is not None and len(texts) < 10:
-        texts.append(str(error))
-        error = error.__cause__ or error.__context__
-    return "\n".join(texts)
