@@ -170,12 +170,12 @@ def test_a_failed_chunk_keeps_the_position_says_so_and_the_next_run_resumes_ther
     assert sync["walk_status"] == "complete" and sync["walk_runs"] == 2
     assert sync["walk_resumed_from_offset"] == 500 and sync["walk_complete"] is True
     assert _walk_row(isolated_environment) is None
-    # The run's log says where it resumed, and its progress counts on across the runs: the
-    # walk's pages and records, not only this run's 9 requests.
+    # The run's log says where it resumed, and each chunk's line counts on across the runs: the
+    # walk's pages and records, not only this run's (3 pages, 500-799, in its first chunk).
     log = _run_log(instance, resumed.run_id)
-    assert "resuming walk" in log and "offset 500" in log, log
-    done = re.findall(r"fetched (\d+) pages, (\d+) records, .* done", log)
-    assert done and int(done[-1][0]) > 9 and int(done[-1][1]) == RECORDS, log
+    assert "600 records in 2 chunk(s) over 2 run(s), pass 1, resumed at offset 500" in log, log
+    chunks = re.findall(r"chunk loaded: walk \S+ (\d+) pages, (\d+) records of 1234", log)
+    assert chunks[0] == ("9", "800") and len(chunks) >= 2, log
 
 
 @pytest.mark.slow  # over 5 s: left out of the fast lane
