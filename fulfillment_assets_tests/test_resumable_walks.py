@@ -274,35 +274,6 @@ def test_a_dropped_partial_walk_is_followed_by_a_full_walk_not_by_its_cursor(
     assert table_snapshot(isolated_environment) == api_rows(chunked)
 
 
-@pytest.mark.parametrize(
-    ("setting", "value"),
-    [
-        ("CHUNK_PAGES", "0"),
-        ("CHUNK_PAGES", "-3"),
-        ("CHUNK_SECONDS", "0"),
-        ("CHUNK_SECONDS", "-1.5"),
-        ("MAX_WALK_AGE_HOURS", "0"),
-        ("MAX_WALK_AGE_HOURS", "-2"),
-        ("MAX_WALK_AGE_HOURS", "a week"),
-    ],
-)
-def test_bad_chunk_and_walk_age_settings_are_refused_naming_the_setting(
-    setting: str,
-    value: str,
-    demo_api: DemoApiServer,
-    instance: DagsterInstance,
-    isolated_environment: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv(f"SOURCES__FULFILLMENT__{setting}", value)
-
-    result = materialize_all(instance, raise_on_error=False, selection=RAW_ONLY)
-
-    assert not result.success
-    assert f"SOURCES__FULFILLMENT__{setting}" in failure_message(result)
-    assert demo_api.requests == []
-
-
 @pytest.mark.slow  # over 5 s: left out of the fast lane
 def test_a_slow_api_is_walked_in_chunks_of_chunk_seconds(
     chunked: DemoApiServer,
