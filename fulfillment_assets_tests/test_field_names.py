@@ -5,8 +5,6 @@ the run does not fail."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,7 @@ from fulfillment_assets_tests.helpers import (
     query,
     table_snapshot,
 )
-from fulfillment_assets_tests.served.cli import MATERIALIZE_EVERYTHING
+from fulfillment_assets_tests.served.cli import materialize_everything_from_the_cli
 
 
 def test_colliding_field_names_load_under_distinct_columns_and_warn(
@@ -181,15 +179,7 @@ def test_an_api_load_id_field_stays_apart_when_run_outside_the_project_directory
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     for _ in range(2):  # run 2 is a full walk: it marks deletes by load id
-        completed = subprocess.run(
-            MATERIALIZE_EVERYTHING,
-            cwd=elsewhere,
-            env={**os.environ, "DAGSTER_HOME": str(dagster_home)},
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert completed.returncode == 0, completed.stderr[-3000:]
+        materialize_everything_from_the_cli(dagster_home, cwd=elsewhere)
 
     # Every row's load id is a real load of the project's; the API's values in their own column.
     assert query(

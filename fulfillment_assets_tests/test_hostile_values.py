@@ -6,8 +6,6 @@ fails naming the reason and the page."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,7 +29,7 @@ from fulfillment_assets_tests.helpers import (
     materialize_all,
     query,
 )
-from fulfillment_assets_tests.served.cli import MATERIALIZE_EVERYTHING
+from fulfillment_assets_tests.served.cli import materialize_everything_from_the_cli
 
 # Text that would change a statement pasted together from values, or a report quoting them.
 INJECTIONS = [
@@ -304,14 +302,7 @@ def test_reports_quote_hostile_values_bounded_and_escaped_and_the_table_keeps_th
             assert materialize_all(instance).success
         api.hostile = True
         # The second run from the command line, as a user would start it: what it prints too.
-        completed = subprocess.run(
-            MATERIALIZE_EVERYTHING,
-            env={**os.environ, "DAGSTER_HOME": str(dagster_home)},
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-    assert completed.returncode == 0, completed.stderr[-3000:]
+        completed = materialize_everything_from_the_cli(dagster_home)
     printed = completed.stdout + completed.stderr
     assert not RAW_TRICKS & set(printed)
     assert max(map(len, printed.splitlines())) < 10_000

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import subprocess
 import threading
 import urllib.error
 import urllib.request
@@ -26,7 +24,7 @@ from fulfillment_assets_tests.helpers import (
     query,
     table_snapshot,
 )
-from fulfillment_assets_tests.served.cli import MATERIALIZE_EVERYTHING
+from fulfillment_assets_tests.served.cli import materialize_everything_from_the_cli
 
 
 def _ids_requested(api: DemoApiServer) -> list[int | None]:
@@ -347,16 +345,8 @@ def test_a_run_started_outside_the_project_directory_loads_and_checks_everything
     elsewhere.mkdir()
     shutil.copy(settings.PROJECT_ROOT / "dagster_home" / "dagster.yaml", dagster_home)
 
-    completed = subprocess.run(
-        MATERIALIZE_EVERYTHING,
-        cwd=elsewhere,
-        env={**os.environ, "DAGSTER_HOME": str(dagster_home)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    materialize_everything_from_the_cli(dagster_home, cwd=elsewhere)
 
-    assert completed.returncode == 0, completed.stderr[-3000:]
     # Every row knows its load: the checks, deletes and newest-version tracking rely on it.
     assert query(
         isolated_environment,

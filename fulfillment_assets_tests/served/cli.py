@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -39,6 +40,23 @@ MATERIALIZE_EVERYTHING = [
     "--select",
     "*",
 ]
+
+
+def materialize_everything_from_the_cli(
+    dagster_home: Path, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """One MATERIALIZE_EVERYTHING run in `dagster_home` (from `cwd`: where dlt looks for
+    `.dlt/`), as a user types it; fails the test, with the end of its stderr, unless it succeeds."""
+    completed = subprocess.run(
+        MATERIALIZE_EVERYTHING,
+        cwd=cwd,
+        env={**os.environ, "DAGSTER_HOME": str(dagster_home)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return completed
 
 
 def wait_for(
